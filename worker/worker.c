@@ -1,0 +1,283 @@
+/*
+ * The worker: accepts on the inherited listeners and runs every
+ * connection on one libev loop.  QUIT drains (stop accepting at once,
+ * finish what was accepted); TERM stops (close connections now); both are
+ * bounded by shutdown_timeout.
+ */
+#include "autoconf.h"
+
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "util.h"
+#include "worker.h"
+
+#define ACCEPT_BATCH		64	/* per readiness, then let others run */
+#define ACCEPT_RESUME_S		0.1	/* after EMFILE/ENFILE */
+
+static struct worker	 worker;
+
+static void	worker_accept_cb(struct ev_loop *, ev_io *, int);
+static void	worker_accept_resume_cb(struct ev_loop *, ev_timer *, int);
+static void	worker_signal_cb(struct ev_loop *, ev_signal *, int);
+static void	worker_stop_timer_cb(struct ev_loop *, ev_timer *, int);
+static void	worker_sweep_cb(struct ev_loop *, ev_check *, int);
+static void	worker_accept_enable(struct worker *, int);
+static void	worker_stop_accepting(struct worker *);
+static void	worker_begin_stop(struct worker *, int);
+static void	worker_reject(int);
+
+static void
+worker_accept_enable(struct worker *w, int on)
+{
+	size_t	i;
+
+	for (i = 0; i < w->w_naccept; i++) {
+		if (w->w_accept[i].wa_l.wl_fd == -1)
+			continue;
+		if (on)
+			ev_io_start(w->w_loop, &w->w_accept[i].wa_io);
+		else
+			ev_io_stop(w->w_loop, &w->w_accept[i].wa_io);
+	}
+}
+
+/* Draining: never accept again; the master keeps the sockets open. */
+static void
+worker_stop_accepting(struct worker *w)
+{
+	size_t	i;
+
+	worker_accept_enable(w, 0);
+	ev_timer_stop(w->w_loop, &w->w_accept_resume);
+	for (i = 0; i < w->w_naccept; i++) {
+		if (w->w_accept[i].wa_l.wl_fd != -1)
+			close(w->w_accept[i].wa_l.wl_fd);
+		w->w_accept[i].wa_l.wl_fd = -1;
+	}
+	w->w_accepting = 0;
+}
+
+/* Over max_connections: tell an HTTP client why, then close. */
+static void
+worker_reject(int fd)
+{
+	static const char resp[] =
+	    "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Content-Type: text/plain\r\nContent-Length: 20\r\n"
+	    "Connection: close\r\nRetry-After: 1\r\n\r\n"
+	    "too many connections";
+
+	(void)!write(fd, resp, sizeof(resp) - 1);
+	close(fd);
+}
+
+static void
+worker_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct worker_accept	*wa = io->data;
+	struct worker		*w = wa->wa_worker;
+	int			 i, fd;
+
+	(void)loop;
+	(void)revents;
+	for (i = 0; i < ACCEPT_BATCH && w->w_accepting; i++) {
+		fd = accept4(wa->wa_l.wl_fd, NULL, NULL,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			switch (errno) {
+			case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+			case EWOULDBLOCK:
+#endif
+				return;
+			case EINTR:
+			case ECONNABORTED:
+			case EPROTO:
+				continue;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				/*
+				 * Out of descriptors or memory: pause
+				 * accepting instead of spinning on a
+				 * listener that stays readable.
+				 */
+				if (now_ms() - w->w_emfile_logged > 1000) {
+					log_warn("accept paused on %s",
+					    wa->wa_l.wl_name);
+					w->w_emfile_logged = now_ms();
+				}
+				worker_accept_enable(w, 0);
+				ev_timer_start(w->w_loop, &w->w_accept_resume);
+				return;
+			default:
+				log_warn("accept on %s", wa->wa_l.wl_name);
+				return;
+			}
+		}
+		if (w->w_nconns >= w->w_cfg->c_max_connections) {
+			worker_reject(fd);
+			continue;
+		}
+		conn_new(w, fd, wa->wa_l.wl_admin);
+	}
+}
+
+static void
+worker_accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker	*w = t->data;
+
+	(void)loop;
+	(void)revents;
+	if (w->w_accepting)
+		worker_accept_enable(w, 1);
+}
+
+void
+worker_conn_gone(struct worker *w)
+{
+	if (w->w_draining && w->w_nconns == 0)
+		ev_break(w->w_loop, EVBREAK_ALL);
+}
+
+static void
+worker_begin_stop(struct worker *w, int sig)
+{
+	struct conn	*c, *next;
+
+	if (!w->w_draining) {
+		log_info("%s slot=%d generation=%u connections=%u",
+		    sig == SIGQUIT ? "draining" : "stopping", w->w_slot,
+		    w->w_generation, w->w_nconns);
+		w->w_draining = sig;
+		worker_stop_accepting(w);
+		ev_timer_set(&w->w_stop_timer,
+		    w->w_cfg->c_shutdown_timeout / 1000.0, 0.);
+		ev_timer_start(w->w_loop, &w->w_stop_timer);
+	}
+	if (sig != SIGQUIT) {
+		w->w_draining = sig;
+		/* Connections still waiting for a request are dropped now. */
+		for (c = TAILQ_FIRST(&w->w_conns); c != NULL; c = next) {
+			next = TAILQ_NEXT(c, c_entry);
+			if (c->c_state == CONN_READ_HEAD ||
+			    c->c_state == CONN_LINGER)
+				conn_close(c);
+		}
+	}
+	worker_conn_gone(w);
+}
+
+static void
+worker_signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	struct worker	*w = s->data;
+
+	(void)loop;
+	(void)revents;
+	switch (s->signum) {
+	case SIGTERM:
+	case SIGINT:
+	case SIGQUIT:
+		worker_begin_stop(w, s->signum);
+		break;
+	case SIGUSR1:
+		if (log_reopen() == -1)
+			log_warn("cannot reopen log file");
+		break;
+	case SIGHUP:
+		/* Reload is the master's job; a stray HUP must not kill us. */
+		break;
+	}
+}
+
+static void
+worker_stop_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker	*w = t->data;
+	struct conn	*c;
+
+	(void)revents;
+	log_warnx("shutdown_timeout reached, closing connections=%u",
+	    w->w_nconns);
+	while ((c = TAILQ_FIRST(&w->w_conns)) != NULL)
+		conn_close(c);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+worker_sweep_cb(struct ev_loop *loop, ev_check *chk, int revents)
+{
+	(void)loop;
+	(void)revents;
+	conn_sweep(chk->data);
+}
+
+int
+worker_main(struct config *cfg, struct worker_listener *wl, size_t nwl,
+    const char *ipc_path, int slot, unsigned int generation)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP };
+	struct worker	*w = &worker;
+	size_t		 i;
+
+	(void)ipc_path;
+	memset(w, 0, sizeof(*w));
+	w->w_cfg = cfg;
+	w->w_slot = slot;
+	w->w_generation = generation;
+	TAILQ_INIT(&w->w_conns);
+	TAILQ_INIT(&w->w_dead);
+	/* Workers never hold the database password. */
+	config_wipe_pg(cfg);
+
+	if ((w->w_loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
+		fatalx("cannot create event loop");
+	for (i = 0; i < nitems(sigs); i++) {
+		ev_signal_init(&w->w_sig[i], worker_signal_cb, sigs[i]);
+		w->w_sig[i].data = w;
+		ev_signal_start(w->w_loop, &w->w_sig[i]);
+	}
+	ev_timer_init(&w->w_stop_timer, worker_stop_timer_cb, 0., 0.);
+	w->w_stop_timer.data = w;
+	ev_timer_init(&w->w_accept_resume, worker_accept_resume_cb,
+	    ACCEPT_RESUME_S, 0.);
+	w->w_accept_resume.data = w;
+	ev_check_init(&w->w_sweep, worker_sweep_cb);
+	w->w_sweep.data = w;
+	ev_check_start(w->w_loop, &w->w_sweep);
+	/* The sweep must not keep the loop alive on its own. */
+	ev_unref(w->w_loop);
+
+	for (i = 0; i < nwl; i++) {
+		struct worker_accept *wa = &w->w_accept[i];
+		wa->wa_l = wl[i];
+		wa->wa_worker = w;
+		ev_io_init(&wa->wa_io, worker_accept_cb, wl[i].wl_fd, EV_READ);
+		wa->wa_io.data = wa;
+	}
+	w->w_naccept = nwl;
+	w->w_accepting = 1;
+	worker_accept_enable(w, 1);
+
+	log_info("worker started slot=%d generation=%u", slot, generation);
+	ev_run(w->w_loop, 0);
+
+	worker_stop_accepting(w);
+	while (!TAILQ_EMPTY(&w->w_conns))
+		conn_close(TAILQ_FIRST(&w->w_conns));
+	conn_sweep(w);
+	log_info("worker exiting slot=%d generation=%u", slot, generation);
+	config_free(cfg);
+	return 0;
+}

@@ -1,0 +1,179 @@
+#!/bin/sh
+# wsgate: the one test command.  From a fresh Debian 12 machine as root:
+#
+#     tests/run.sh
+#
+# installs the build and test dependencies (apt), builds out of tree with
+# ASan/UBSan and -Werror, runs `make check` (unit, fuzz replay and
+# integration tests against real Redis/PostgreSQL processes) and `make
+# distcheck`, and ends with one line: `N passed, N failed`.
+#
+# Environment:
+#   WSGATE_NO_APT=1          do not install packages
+#   WSGATE_SKIP_DISTCHECK=1  skip `make distcheck` (CI runs it)
+#   WSGATE_CHECK_DIR=DIR     build directory (default: a fresh mktemp dir)
+#   WSGATE_KEEP_BUILD=1      keep the build directory after success
+#   WSGATE_TEST_TIMEOUT_MULT timeout multiplier for the integration tests
+#                            (default 2: the build uses ASan)
+#   MAKE_JOBS                parallel jobs (default 2)
+
+set -u
+
+PACKAGES="build-essential autoconf automake libtool pkg-config libev-dev
+libhiredis-dev libcurl4-openssl-dev libpq-dev libjsmn-dev libssl-dev
+redis-server postgresql python3 clang"
+
+CHECK_TIMEOUT=${WSGATE_CHECK_TIMEOUT:-1800}
+DISTCHECK_TIMEOUT=${WSGATE_DISTCHECK_TIMEOUT:-2400}
+JOBS=${MAKE_JOBS:-2}
+
+srcdir=$(cd "$(dirname "$0")/.." && pwd) || exit 1
+cd "$srcdir" || exit 1
+
+say() { printf '==> %s\n' "$*"; }
+
+# Report a build-level failure: the last line is the summary.
+die_build() {
+	say "FAILED: $*"
+	echo "0 passed, 1 failed"
+	exit 1
+}
+
+# Print the last lines of a log file, indented.
+show_tail() {
+	[ -f "$1" ] || return 0
+	echo "---- last ${2:-80} lines of $1 ----"
+	tail -n "${2:-80}" "$1"
+	echo "----"
+}
+
+# ---- 1. Packages ----
+missing_packages() {
+	for p in $PACKAGES; do
+		st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)
+		[ "$st" = "install ok installed" ] || printf '%s ' "$p"
+	done
+}
+
+if [ "${WSGATE_NO_APT:-0}" != 1 ] && command -v dpkg-query >/dev/null 2>&1; then
+	missing=$(missing_packages)
+	if [ -n "$missing" ]; then
+		say "installing: $missing"
+		if [ "$(id -u)" -eq 0 ]; then
+			SUDO=
+		elif command -v sudo >/dev/null 2>&1; then
+			SUDO=sudo
+		else
+			die_build "packages missing ($missing) and not root: run as root or install them"
+		fi
+		export DEBIAN_FRONTEND=noninteractive
+		$SUDO apt-get update -q || die_build "apt-get update"
+		# shellcheck disable=SC2086
+		$SUDO apt-get install -y -q --no-install-recommends $missing ||
+			die_build "apt-get install $missing"
+	else
+		say "all packages installed"
+	fi
+fi
+
+# ---- 2. Build: autoreconf, out-of-tree configure, make ----
+say "autoreconf -fi"
+autoreconf -fi >/dev/null 2>"${TMPDIR:-/tmp}/wsgate-autoreconf.$$" || {
+	cat "${TMPDIR:-/tmp}/wsgate-autoreconf.$$"
+	rm -f "${TMPDIR:-/tmp}/wsgate-autoreconf.$$"
+	die_build "autoreconf"
+}
+rm -f "${TMPDIR:-/tmp}/wsgate-autoreconf.$$"
+
+if [ -n "${WSGATE_CHECK_DIR:-}" ]; then
+	builddir=$WSGATE_CHECK_DIR
+	{ rm -rf "$builddir" && mkdir -p "$builddir"; } || die_build "cannot create $builddir"
+else
+	builddir=$(mktemp -d "${TMPDIR:-/tmp}/wsgate-check.XXXXXX") ||
+		die_build "mktemp"
+fi
+builddir=$(cd "$builddir" && pwd)
+say "building in $builddir"
+cd "$builddir" || die_build "cd $builddir"
+
+"$srcdir/configure" --enable-asan --enable-werror >configure.out 2>&1 || {
+	show_tail configure.out 40
+	show_tail config.log 60
+	die_build "configure"
+}
+make -j"$JOBS" >make.out 2>&1 || {
+	show_tail make.out 100
+	die_build "make"
+}
+say "build ok"
+
+# ---- 3. make check ----
+export WSGATE_TEST_TIMEOUT_MULT="${WSGATE_TEST_TIMEOUT_MULT:-2}"
+say "make check (timeout ${CHECK_TIMEOUT}s)"
+timeout -k 30 "$CHECK_TIMEOUT" make -j"$JOBS" check >check.out 2>&1
+check_rc=$?
+[ $check_rc -eq 124 ] && say "make check timed out after ${CHECK_TIMEOUT}s"
+# make's own summary, then the per-test results.
+sed -n '/^=\{10,\}$/,/^=\{10,\}$/p' check.out | grep -E '^# ' || true
+
+count() {
+	# Sum one "# NAME: N" line of test-suite.log (0 if absent).
+	[ -f test-suite.log ] || { echo 0; return; }
+	awk -v k="# $1:" 'index($0, k) == 1 { n += $NF } END { print n + 0 }' test-suite.log
+}
+pass=$(count PASS)
+skip=$(count SKIP)
+failed=$(( $(count FAIL) + $(count ERROR) + $(count XPASS) ))
+
+if [ ! -f test-suite.log ]; then
+	show_tail check.out 100
+	say "make check produced no test-suite.log"
+	failed=$((failed + 1))
+elif [ $check_rc -ne 0 ] && [ $failed -eq 0 ]; then
+	# make check failed without a failed test (build of a test program,
+	# timeout): count it.
+	show_tail check.out 100
+	failed=$((failed + 1))
+fi
+
+# The logs of every test that did not pass.
+for trs in $(find . -name '*.trs' | sort); do
+	if grep -Eq '^:global-test-result: (FAIL|ERROR|XPASS)' "$trs"; then
+		log=${trs%.trs}.log
+		echo "==================== ${log#./} ===================="
+		cat "$log"
+	fi
+done
+
+# ---- 4. make distcheck (one more item) ----
+if [ "${WSGATE_SKIP_DISTCHECK:-0}" = 1 ]; then
+	say "make distcheck skipped (WSGATE_SKIP_DISTCHECK=1)"
+else
+	say "make distcheck (timeout ${DISTCHECK_TIMEOUT}s)"
+	if timeout -k 30 "$DISTCHECK_TIMEOUT" make -j"$JOBS" distcheck >distcheck.out 2>&1; then
+		say "distcheck ok"
+		pass=$((pass + 1))
+	else
+		show_tail distcheck.out 150
+		# A failing test inside distcheck: show its log too.
+		for trs in $(find . -path './wsgate-*/_build/*' -name '*.trs' 2>/dev/null | sort); do
+			if grep -Eq '^:global-test-result: (FAIL|ERROR|XPASS)' "$trs"; then
+				echo "==================== distcheck: ${trs%.trs}.log ===================="
+				cat "${trs%.trs}.log"
+			fi
+		done
+		say "distcheck FAILED"
+		failed=$((failed + 1))
+	fi
+fi
+
+cd "$srcdir" || true
+if [ "$failed" -eq 0 ] && [ "${WSGATE_KEEP_BUILD:-0}" != 1 ] && [ -z "${WSGATE_CHECK_DIR:-}" ]; then
+	rm -rf "$builddir"
+else
+	say "build directory kept: $builddir"
+fi
+
+[ "$skip" -gt 0 ] && say "$skip skipped"
+echo "$pass passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "master.h"
 #include "proc.h"
+#include "tls.h"
 #include "util.h"
 
 #define RESPAWN_QUICK_MS	2000	/* a child dying sooner "keeps dying" */
@@ -39,6 +40,7 @@ struct generation {
 	unsigned int		 g_id;
 	struct config		*g_cfg;		/* NULL once retired */
 	struct listen_set	*g_listeners;	/* NULL once retired */
+	SSL_CTX			*g_ssl_ctx;	/* NULL without ssl listeners */
 	int			 g_nchildren;
 	uint64_t		 g_kill_at;	/* 0 = not draining */
 	struct generation	*g_next;
@@ -75,7 +77,8 @@ static int	 master_pidfile_check(const char *, char *, size_t);
 static int	 master_pidfile_write(const char *, char *, size_t);
 static void	 master_pidfile_remove(void);
 static int	 master_daemonize(int *);
-static struct generation *gen_new(struct config *, struct listen_set *);
+static struct generation *gen_new(struct config *, struct listen_set *,
+		    SSL_CTX *);
 static void	 gen_retire(struct generation *);
 static void	 gen_reap(void);
 static struct child *child_alloc(enum proc_role, struct generation *, int);
@@ -333,7 +336,7 @@ master_detach_stdio(void)
 /* ---- Generations and children ---- */
 
 static struct generation *
-gen_new(struct config *cfg, struct listen_set *ls)
+gen_new(struct config *cfg, struct listen_set *ls, SSL_CTX *ssl_ctx)
 {
 	struct generation	*g;
 
@@ -341,6 +344,7 @@ gen_new(struct config *cfg, struct listen_set *ls)
 	g->g_id = ++m.next_gen;
 	g->g_cfg = cfg;
 	g->g_listeners = ls;
+	g->g_ssl_ctx = ssl_ctx;
 	g->g_next = m.gens;
 	m.gens = g;
 	return g;
@@ -360,6 +364,8 @@ gen_retire(struct generation *g)
 	g->g_cfg = NULL;
 	listen_set_free(g->g_listeners);
 	g->g_listeners = NULL;
+	tls_ctx_free(g->g_ssl_ctx);
+	g->g_ssl_ctx = NULL;
 }
 
 /* Free retired generations whose children are all gone. */
@@ -425,6 +431,7 @@ child_start(struct child *ch)
 	ps.ps_generation = ch->ch_gen->g_id;
 	ps.ps_cfg = ch->ch_gen->g_cfg;
 	ps.ps_listeners = ch->ch_gen->g_listeners;
+	ps.ps_ssl_ctx = ch->ch_gen->g_ssl_ctx;
 	ps.ps_ipc_fd = m.ipc_fd;
 	ps.ps_ipc_path = m.ipc_path;
 	ch->ch_respawn_at = 0;
@@ -627,7 +634,9 @@ do_reload(void)
 	struct config		*cfg;
 	struct listen_set	*ls;
 	struct generation	*old = m.cur, *g;
+	SSL_CTX			*ssl_ctx;
 	char			 err[1024];
+	int			 tls_failed;
 
 	log_info("reloading config=%s", m.opts->mo_config_path);
 	if ((cfg = config_load(m.opts->mo_config_path, err,
@@ -638,10 +647,12 @@ do_reload(void)
 	if (strcmp(cfg->c_runtime_dir, old->g_cfg->c_runtime_dir) != 0)
 		log_warnx("runtime_dir changed: keeps %s until restart",
 		    old->g_cfg->c_runtime_dir);
-	if (master_prepare_dirs(cfg, err, sizeof(err)) == -1 ||
+	ssl_ctx = tls_ctx_new(cfg, &tls_failed, err, sizeof(err));
+	if (tls_failed || master_prepare_dirs(cfg, err, sizeof(err)) == -1 ||
 	    (ls = listen_set_open(cfg, old->g_listeners, err,
 	    sizeof(err))) == NULL) {
 		log_errorx("reload failed: %s", err);
+		tls_ctx_free(ssl_ctx);
 		config_free(cfg);
 		return;
 	}
@@ -654,7 +665,7 @@ do_reload(void)
 		log_warn("cannot reopen log file");
 	log_set_level(cfg->c_log_level);
 
-	g = gen_new(cfg, ls);
+	g = gen_new(cfg, ls, ssl_ctx);
 	m.cur = g;
 	start_generation(g);
 	/* The new generation is up; the old one stops accepting and drains. */
@@ -686,12 +697,13 @@ int
 master_main(struct config *cfg, const struct master_opts *opts)
 {
 	struct listen_set	*ls;
+	SSL_CTX			*ssl_ctx;
 	sigset_t		 set;
 	siginfo_t		 info;
 	struct timespec		 ts;
 	const char		*pidfile;
 	char			 err[1024];
-	int			 notify = -1, sig;
+	int			 notify = -1, sig, tls_failed;
 
 	memset(&m, 0, sizeof(m));
 	m.opts = opts;
@@ -715,7 +727,8 @@ master_main(struct config *cfg, const struct master_opts *opts)
 	signal(SIGPIPE, SIG_IGN);
 
 	pidfile = opts->mo_pidfile != NULL ? opts->mo_pidfile : cfg->c_pidfile;
-	if ((pidfile != NULL &&
+	ssl_ctx = tls_ctx_new(cfg, &tls_failed, err, sizeof(err));
+	if (tls_failed || (pidfile != NULL &&
 	    master_pidfile_check(pidfile, err, sizeof(err)) == -1) ||
 	    master_prepare_dirs(cfg, err, sizeof(err)) == -1 ||
 	    (ls = listen_set_open(cfg, NULL, err, sizeof(err))) == NULL ||
@@ -749,7 +762,7 @@ master_main(struct config *cfg, const struct master_opts *opts)
 
 	log_info("wsgate %s starting config=%s", PACKAGE_VERSION,
 	    opts->mo_config_path);
-	m.cur = gen_new(cfg, ls);
+	m.cur = gen_new(cfg, ls, ssl_ctx);
 	start_generation(m.cur);
 
 	for (;;) {
@@ -799,6 +812,7 @@ master_main(struct config *cfg, const struct master_opts *opts)
 	master_pidfile_remove();
 	log_info("exiting");
 	listen_set_free(m.cur->g_listeners);
+	tls_ctx_free(m.cur->g_ssl_ctx);
 	config_free(m.cur->g_cfg);
 	while (m.gens != NULL) {
 		struct generation *g = m.gens;

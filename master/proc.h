@@ -6,6 +6,8 @@
 #define WSGATE_PROC_H
 
 #include <sys/types.h>
+#include <openssl/ssl.h>
+
 #include "config.h"
 #include "listen.h"
 
@@ -20,6 +22,7 @@ struct proc_spawn {
 	unsigned int		 ps_generation;
 	struct config		*ps_cfg;
 	struct listen_set	*ps_listeners;
+	SSL_CTX			*ps_ssl_ctx;
 	int			 ps_ipc_fd;	/* dbwriter listening socket */
 	const char		*ps_ipc_path;
 };

@@ -21,18 +21,18 @@ span_is(struct http_span s, const char *lit)
 void
 admin_handle(struct conn *c)
 {
-	const struct http_request	*r = &c->c_req;
+	const struct http_request	*r = &c->c_head->hd_req;
 	int				 get = span_is(r->h_method, "GET");
 	int				 head = span_is(r->h_method, "HEAD");
 
 	if (span_is(r->h_path, "/healthz")) {
 		if (!get && !head) {
-			conn_http_respond(c, 405, "text/plain",
+			conn_http_respond(c, 405, "Allow: GET, HEAD\r\n",
 			    "method not allowed\n", 19);
 			return;
 		}
-		conn_http_respond(c, 200, "text/plain", "ok\n", 3);
+		conn_http_respond(c, 200, NULL, "ok\n", 3);
 		return;
 	}
-	conn_http_respond(c, 404, "text/plain", "not found\n", 10);
+	conn_http_respond(c, 404, NULL, "not found\n", 10);
 }

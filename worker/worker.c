@@ -22,13 +22,14 @@
 #define ACCEPT_BATCH		64	/* per readiness, then let others run */
 #define ACCEPT_RESUME_S		0.1	/* after EMFILE/ENFILE */
 
-static struct worker	 worker;
+static struct worker	 worker;	/* large: w_rbuf */
 
 static void	worker_accept_cb(struct ev_loop *, ev_io *, int);
 static void	worker_accept_resume_cb(struct ev_loop *, ev_timer *, int);
 static void	worker_signal_cb(struct ev_loop *, ev_signal *, int);
 static void	worker_stop_timer_cb(struct ev_loop *, ev_timer *, int);
 static void	worker_sweep_cb(struct ev_loop *, ev_check *, int);
+static void	worker_flush_cb(struct ev_loop *, ev_prepare *, int);
 static void	worker_accept_enable(struct worker *, int);
 static void	worker_stop_accepting(struct worker *);
 static void	worker_begin_stop(struct worker *, int);
@@ -128,7 +129,8 @@ worker_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 			worker_reject(fd);
 			continue;
 		}
-		conn_new(w, fd, wa->wa_l.wl_admin);
+		conn_new(w, fd, wa->wa_l.wl_admin,
+		    wa->wa_l.wl_ssl ? w->w_ssl_ctx : NULL);
 	}
 }
 
@@ -150,29 +152,52 @@ worker_conn_gone(struct worker *w)
 		ev_break(w->w_loop, EVBREAK_ALL);
 }
 
+/*
+ * QUIT (drain): stop accepting, let connections finish; WebSockets stay
+ * until late in shutdown_timeout.  TERM: stop accepting, close
+ * connections now.  Either way WebSockets get a 1001 Close at a random
+ * moment of a window, so thousands of clients do not reconnect at once.
+ */
 static void
 worker_begin_stop(struct worker *w, int sig)
 {
 	struct conn	*c, *next;
+	double		 grace = w->w_cfg->c_shutdown_timeout / 1000.0;
+	double		 now = ev_now(w->w_loop), from, span;
 
+	if (w->w_draining == SIGTERM || w->w_draining == sig)
+		return;
 	if (!w->w_draining) {
 		log_info("%s slot=%d generation=%u connections=%u",
 		    sig == SIGQUIT ? "draining" : "stopping", w->w_slot,
 		    w->w_generation, w->w_nconns);
-		w->w_draining = sig;
 		worker_stop_accepting(w);
-		ev_timer_set(&w->w_stop_timer,
-		    w->w_cfg->c_shutdown_timeout / 1000.0, 0.);
+		ev_timer_set(&w->w_stop_timer, grace, 0.);
 		ev_timer_start(w->w_loop, &w->w_stop_timer);
 	}
-	if (sig != SIGQUIT) {
-		w->w_draining = sig;
-		/* Connections still waiting for a request are dropped now. */
-		for (c = TAILQ_FIRST(&w->w_conns); c != NULL; c = next) {
-			next = TAILQ_NEXT(c, c_entry);
-			if (c->c_state == CONN_READ_HEAD ||
-			    c->c_state == CONN_LINGER)
+	w->w_draining = sig == SIGQUIT ? SIGQUIT : SIGTERM;
+	if (sig == SIGQUIT) {
+		from = 0.5 * grace;
+		span = 0.4 * grace;
+	} else {
+		from = 0;
+		span = 0.5 * grace;
+	}
+	for (c = TAILQ_FIRST(&w->w_conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, c_entry);
+		switch (c->c_state) {
+		case CONN_WS:
+			c->c_close_at = now + from + span * drand48();
+			conn_timer_update(c);
+			break;
+		case CONN_TLS_HANDSHAKE:
+		case CONN_READ_HEAD:
+		case CONN_LINGER:
+			if (sig != SIGQUIT)
 				conn_close(c);
+			break;
+		default:
+			break;
 		}
 	}
 	worker_conn_gone(w);
@@ -223,21 +248,33 @@ worker_sweep_cb(struct ev_loop *loop, ev_check *chk, int revents)
 	conn_sweep(chk->data);
 }
 
+static void
+worker_flush_cb(struct ev_loop *loop, ev_prepare *prep, int revents)
+{
+	(void)loop;
+	(void)revents;
+	conn_flush_all(prep->data);
+}
+
 int
-worker_main(struct config *cfg, struct worker_listener *wl, size_t nwl,
-    const char *ipc_path, int slot, unsigned int generation)
+worker_main(struct config *cfg, SSL_CTX *ssl_ctx, struct worker_listener *wl,
+    size_t nwl, const char *ipc_path, int slot, unsigned int generation)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP };
 	struct worker	*w = &worker;
 	size_t		 i;
 
+	srand48((long)getpid() ^ (long)now_ms());
+
 	(void)ipc_path;
 	memset(w, 0, sizeof(*w));
 	w->w_cfg = cfg;
+	w->w_ssl_ctx = ssl_ctx;
 	w->w_slot = slot;
 	w->w_generation = generation;
 	TAILQ_INIT(&w->w_conns);
 	TAILQ_INIT(&w->w_dead);
+	TAILQ_INIT(&w->w_flush);
 	/* Workers never hold the database password. */
 	config_wipe_pg(cfg);
 
@@ -256,8 +293,9 @@ worker_main(struct config *cfg, struct worker_listener *wl, size_t nwl,
 	ev_check_init(&w->w_sweep, worker_sweep_cb);
 	w->w_sweep.data = w;
 	ev_check_start(w->w_loop, &w->w_sweep);
-	/* The sweep must not keep the loop alive on its own. */
-	ev_unref(w->w_loop);
+	ev_prepare_init(&w->w_flusher, worker_flush_cb);
+	w->w_flusher.data = w;
+	ev_prepare_start(w->w_loop, &w->w_flusher);
 
 	for (i = 0; i < nwl; i++) {
 		struct worker_accept *wa = &w->w_accept[i];

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <sys/queue.h>
 #include <ev.h>
+#include <openssl/ssl.h>
 
 #include "config.h"
 
@@ -33,6 +34,7 @@ struct worker {
 	int			 w_slot;
 	unsigned int		 w_generation;
 
+	SSL_CTX			*w_ssl_ctx;	/* for "ssl" listeners */
 	struct worker_accept	 w_accept[CONFIG_MAX_LISTEN + 1];
 	size_t			 w_naccept;
 	int			 w_accepting;
@@ -42,19 +44,23 @@ struct worker {
 	ev_signal		 w_sig[5];
 	ev_timer		 w_stop_timer;
 	ev_check		 w_sweep;
+	ev_prepare		 w_flusher;
 	int			 w_draining;	/* QUIT or TERM received */
 
 	struct conn_list	 w_conns;
 	struct conn_list	 w_dead;	/* closed, freed by w_sweep */
+	TAILQ_HEAD(, conn)	 w_flush;	/* output queued this iteration */
 	unsigned int		 w_nconns;
+
+	uint8_t			 w_rbuf[65536];	/* every read lands here */
 };
 
 /*
  * Run the worker until it is told to stop.  Takes ownership of the
- * listener fds and of cfg.  Returns the process exit status.
+ * listener fds and of cfg; the TLS context is shared with the master.  Returns the process exit status.
  */
-int	worker_main(struct config *cfg, struct worker_listener *, size_t,
-	    const char *ipc_path, int slot, unsigned int generation);
+int	worker_main(struct config *cfg, SSL_CTX *, struct worker_listener *,
+	    size_t, const char *ipc_path, int slot, unsigned int generation);
 
 /* A connection closed: exits the loop once draining and idle. */
 void	worker_conn_gone(struct worker *);

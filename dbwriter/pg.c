@@ -53,8 +53,11 @@ pg_fail(struct pg *pg, const char *what)
 	snprintf(reason, sizeof(reason), "%s", pg->pg_conn != NULL ?
 	    PQerrorMessage(pg->pg_conn) : "out of memory");
 	/* libpq messages span lines; keep the log one line per event. */
-	while ((nl = strchr(reason, '\n')) != NULL)
-		*nl = nl[1] == '\0' ? '\0' : ' ';
+	for (nl = reason; *nl != '\0'; nl++)
+		if (*nl == '\n' || *nl == '\t')
+			*nl = ' ';
+	while (nl > reason && nl[-1] == ' ')
+		*--nl = '\0';
 	ev_io_stop(pg->pg_loop, &pg->pg_io);
 	if (pg->pg_conn != NULL)
 		PQfinish(pg->pg_conn);

@@ -45,15 +45,36 @@ struct http_request {
 	size_t			 h_head_len;	/* incl. the final CRLF CRLF */
 	int			 h_error_status;	/* after HTTP_ERROR */
 
-	/* Parser state. */
+	/*
+	 * Parser state: the search for LF resumes at h_scan, the line not
+	 * yet ended starts at h_line; h_seen has a bit for each field that
+	 * was met and may appear once.
+	 */
 	size_t			 h_scan;
+	size_t			 h_line;
+	int			 h_state;
+	int			 h_nfields;
+	unsigned int		 h_seen;
 };
 
 void	http_request_init(struct http_request *);
 
 /*
  * Parse the head in buf[0..len).  buf must start at the request's first
- * byte and len may only grow between calls for the same request.
+ * byte and len may only grow between calls for the same request.  Once
+ * COMPLETE or ERROR, later calls return the same.  Bytes after the head
+ * (pipelined requests, WebSocket frames) are not looked at.
+ *
+ * 400: a request line other than token SP origin-form SP HTTP/d.d, a
+ * field name that is not a token or is followed by whitespace, obs-fold,
+ * a control character other than HTAB in a value, no Host in HTTP/1.1,
+ * Host, Origin or Sec-WebSocket-Key twice, a bad Host, Content-Length
+ * values that are not numbers or differ, chunked twice, Transfer-Encoding
+ * with Content-Length.  431: no end of head in the first HTTP_MAX_HEAD
+ * bytes, more than HTTP_MAX_HEADERS fields.  501: a transfer coding other
+ * than chunked.  505: a version other than HTTP/1.0 and HTTP/1.1.
+ * Empty lines before the request line are skipped, and a bare LF ends a
+ * line as CRLF does.
  */
 enum http_parse_result
 	http_request_parse(struct http_request *, const char *buf, size_t len);

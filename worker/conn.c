@@ -351,37 +351,35 @@ conn_flush(struct conn *c)
 	conn_flushed(c);
 }
 
+/*
+ * Half-close and wait for the peer's FIN before closing, so that unread
+ * bytes in our receive queue do not turn close() into a reset that
+ * destroys the last response or Close frame in flight [nginx
+ * lingering_close].
+ */
+void
+conn_linger(struct conn *c)
+{
+	struct worker	*w = c->c_worker;
+
+	if (c->c_ssl != NULL) {
+		conn_close(c);
+		return;
+	}
+	shutdown(c->c_fd, SHUT_WR);
+	c->c_state = CONN_LINGER;
+	c->c_deadline = ev_now(w->w_loop) + CONN_LINGER_S;
+	ev_io_start(w->w_loop, &c->c_rio);
+	conn_timer_update(c);
+}
+
 /* All output written: finish an HTTP exchange or a close handshake. */
 static void
 conn_flushed(struct conn *c)
 {
-	struct worker	*w = c->c_worker;
-
-	switch (c->c_state) {
-	case CONN_HTTP_WRITE:
-		/*
-		 * Half-close and wait for the peer's FIN before closing, so
-		 * that unread request bytes do not turn our close into a
-		 * reset that destroys the response [nginx lingering_close].
-		 */
-		if (c->c_ssl != NULL) {
-			conn_close(c);
-			return;
-		}
-		shutdown(c->c_fd, SHUT_WR);
-		c->c_state = CONN_LINGER;
-		c->c_deadline = ev_now(w->w_loop) + CONN_LINGER_S;
-		ev_io_start(w->w_loop, &c->c_rio);
-		conn_timer_update(c);
-		break;
-	case CONN_WS_CLOSING:
-		/* RFC 6455 7.1.1: the server closes TCP first. */
-		if (c->c_peer_closed)
-			conn_close(c);
-		break;
-	default:
-		break;
-	}
+	if (c->c_state == CONN_HTTP_WRITE ||
+	    (c->c_state == CONN_WS_CLOSING && c->c_close_after_flush))
+		conn_linger(c);
 }
 
 void

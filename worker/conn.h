@@ -51,7 +51,7 @@ struct conn {
 	unsigned int		 c_echo:1;	/* echo endpoint */
 	unsigned int		 c_flush_queued:1;
 	unsigned int		 c_write_wants_read:1;	/* TLS */
-	unsigned int		 c_peer_closed:1;	/* peer's Close seen */
+	unsigned int		 c_close_after_flush:1;	/* then TCP */
 	unsigned int		 c_ping_sent:1;
 	SSL			*c_ssl;
 	ev_io			 c_rio;
@@ -73,6 +73,9 @@ struct conn	*conn_new(struct worker *, int fd, int admin,
 
 /* Stop the connection now; memory is freed by conn_sweep(). */
 void		 conn_close(struct conn *);
+
+/* Half-close, read until the peer's FIN (or a timeout), then close. */
+void		 conn_linger(struct conn *);
 
 /* Free connections closed during this loop iteration. */
 void		 conn_sweep(struct worker *);

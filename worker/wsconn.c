@@ -125,12 +125,16 @@ wsconn_upgrade(struct conn *c, uint8_t *extra, size_t extralen)
 	c->c_head = NULL;
 }
 
-/* A protocol error: say why in a Close and stop reading messages. */
+/*
+ * _Fail the WebSocket Connection_ (RFC 6455 7.1.7): send a Close saying
+ * why, then close TCP once it is out, without waiting for an answer.
+ */
 static void
 wsconn_fail(struct conn *c, unsigned int code, const char *why)
 {
-	log_debug("closing WebSocket code=%u reason=\"%s\"", code, why);
+	log_debug("failing WebSocket code=%u reason=\"%s\"", code, why);
 	wsconn_close(c, code, why);
+	c->c_close_after_flush = 1;
 }
 
 int
@@ -187,11 +191,11 @@ wsconn_control(struct conn *c, int opcode, const uint8_t *p, size_t len)
 		c->c_ping_sent = 0;
 		break;
 	case WS_OP_CLOSE:
-		c->c_peer_closed = 1;
+		c->c_close_after_flush = 1;
 		if (c->c_state == CONN_WS_CLOSING) {
-			/* The answer to our Close: done once it is out. */
+			/* The answer to our Close: done once ours is out. */
 			if (c->c_out.b_off == c->c_out.b_len)
-				conn_close(c);
+				conn_linger(c);
 			break;
 		}
 		if ((rc = ws_close_parse(p, len, &cl)) != 0) {
@@ -329,7 +333,7 @@ wsconn_input(struct conn *c, uint8_t *p, size_t len)
 	size_t		 take;
 
 	while (len > 0 && c->c_state != CONN_CLOSED) {
-		if (c->c_state == CONN_WS_CLOSING && c->c_peer_closed)
+		if (c->c_state == CONN_WS_CLOSING && c->c_close_after_flush)
 			return;		/* nothing more to read */
 		if (rx->rx_in_frame) {
 			take = rx->rx_left < len ? (size_t)rx->rx_left : len;

@@ -995,6 +995,10 @@ static int
 cfg_file(struct config_parser *p, const struct config_directive *d,
     char *val, void *field)
 {
+	/* Reloads re-read these after -d has changed to "/". */
+	if (val[0] != '/')
+		return cfg_error(p, "\"%s\" must be an absolute path, not "
+		    "\"%s\"", d->d_name, val);
 	if (cfg_path_exists(p, d, "file", val, 0) == -1)
 		return -1;
 	return cfg_string(p, d, val, field);

@@ -113,8 +113,13 @@ say "make check (timeout ${CHECK_TIMEOUT}s)"
 timeout -k 30 "$CHECK_TIMEOUT" make -j"$JOBS" check >check.out 2>&1
 check_rc=$?
 [ $check_rc -eq 124 ] && say "make check timed out after ${CHECK_TIMEOUT}s"
-# make's own summary, then the per-test results.
-sed -n '/^=\{10,\}$/,/^=\{10,\}$/p' check.out | grep -E '^# ' || true
+# One line per test program: its result and how many TAP results it gave.
+for trs in $(find . -name '*.trs' | sort); do
+	res=$(sed -n 's/^:global-test-result: //p' "$trs")
+	n=$(grep -c '^:test-result:' "$trs")
+	printf '  %-5s %s (%s)\n' "$res" "${trs#./}" "$n"
+done | sed 's/\.trs (/ (/'
+grep -E '^# (TOTAL|PASS|SKIP|XFAIL|FAIL|XPASS|ERROR): ' check.out || true
 
 count() {
 	# Sum one "# NAME: N" line of test-suite.log (0 if absent).

@@ -17,6 +17,10 @@ Environment knobs:
     WSGATE_TEST_LEAVE=1     keep the temp dir and print its path
     WSGATE_TEST_CATLOG=1    print wsgate's log files at exit
     WSGATE_TEST_TIMEOUT_MULT  multiply every timeout (ASan builds: 2-3)
+
+Waits and the watchdog scale with WSGATE_TEST_TIMEOUT_MULT (T(seconds)); a
+time limit that is part of the contract ("replaced within 2 s", "exits
+within shutdown_timeout") is asserted on the measured time, unscaled.
 """
 
 import atexit
@@ -60,14 +64,23 @@ def T(seconds):
     return seconds * MULT
 
 
+_given_ports = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A TCP port on 127.0.0.1 that nothing listens on right now (and that
+    this process has not handed out before)."""
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
+    raise RuntimeError("no free port found")
 
 
 def wait_for(fn, timeout, interval=0.05):

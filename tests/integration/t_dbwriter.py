@@ -113,7 +113,7 @@ def main(t):
                % retries[0][1])
     t.ok(len(vals) >= 3 and all(b >= a for a, b in zip(vals, vals[1:])) and vals[-1] > vals[0],
          "retry_in grows (%r)" % vals)
-    t.ok(worst < T(1), "/healthz answered 200 within 1 s throughout (worst %.3fs)" % worst)
+    t.ok(worst < 1, "/healthz answered 200 within 1 s throughout (worst %.3fs)" % worst)
     t.ok(len(w2.pids("dbwriter")) == 1, "the dbwriter retries by itself (not respawned)",
          diag=lambda: "children: %r" % w2.children())
     t.ok(not w2.grep_log(r"child exited pid=\d+ role=dbwriter"),
@@ -127,8 +127,8 @@ def main(t):
     limit = max(5.0, 2 * last + 2)
     m = w2.wait_log(r"dbwriter\[\d+\] info: connected to PostgreSQL", T(limit) + 5)
     dt = time.monotonic() - t0
-    t.ok(m and dt <= T(limit), "PostgreSQL started: dbwriter connected by itself in %.1fs "
-         "(limit %.1fs)" % (dt, T(limit)), diag=lambda: w2.describe())
+    t.ok(m and dt <= limit, "PostgreSQL started: dbwriter connected by itself in %.1fs "
+         "(limit %.1fs)" % (dt, limit), diag=lambda: w2.describe())
     t.ok(w2.wait_log(r"table ready table=responses\b", T(5)), "then: table ready")
     tables = pg2.psql("SELECT count(*) FROM information_schema.tables WHERE table_name = "
                       "'responses'", db="postgres")
@@ -153,7 +153,7 @@ def main(t):
     rc = w4.stop()
     dt = time.monotonic() - t0
     t.is_(rc, 0, "silent server: TERM exits 0")
-    t.ok(dt < T(5), "silent server: stop did not wait for shutdown_timeout 10s (%.2fs): "
+    t.ok(dt < 5, "silent server: stop did not wait for shutdown_timeout 10s (%.2fs): "
          "the dbwriter's connect does not block its loop" % dt)
     silent.close()
 

@@ -14,28 +14,37 @@ import harness  # noqa: E402
 from harness import T  # noqa: E402
 
 
-class Hammer(threading.Thread):
-    """Connect, send one request, read the whole answer, close; on the
-    admin port (/healthz, expects 200) and the client port (expects 404),
-    as fast as possible until stopped."""
+class Hammer:
+    """Client threads that connect, send one request, read the whole
+    answer and close, on the admin port (/healthz, expects 200) and the
+    client port (expects 404), as fast as they can until stopped."""
 
-    def __init__(self, w):
-        super().__init__(daemon=True)
+    def __init__(self, w, threads=4):
         self.w = w
         self.stop_ev = threading.Event()
+        self.lock = threading.Lock()
         self.ok = 0
         self.failures = []
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
+
+    def start(self):
+        for th in self.threads:
+            th.start()
 
     def one(self, port, path, want):
         try:
             st, body = harness.http_get(port, path, timeout=T(3))
         except (OSError, ValueError) as e:
-            self.failures.append("%s %s: %s: %s" % (port, path, type(e).__name__, e))
+            with self.lock:
+                self.failures.append("%.3f %s %s: %s: %s" % (time.monotonic(), port, path,
+                                                             type(e).__name__, e))
             return
-        if st != want:
-            self.failures.append("%s %s: status %s (want %s)" % (port, path, st, want))
-        else:
-            self.ok += 1
+        with self.lock:
+            if st != want:
+                self.failures.append("%.3f %s %s: status %s (want %s)"
+                                     % (time.monotonic(), port, path, st, want))
+            else:
+                self.ok += 1
 
     def run(self):
         while not self.stop_ev.is_set():
@@ -44,7 +53,8 @@ class Hammer(threading.Thread):
 
     def finish(self):
         self.stop_ev.set()
-        self.join(T(10))
+        for th in self.threads:
+            th.join(T(10))
 
 
 def main(t):
@@ -63,22 +73,21 @@ def main(t):
     w.mark_log()
     t0 = time.monotonic()
     w.signal(signal.SIGHUP)
-    new = w.wait_children("worker", 3, T(2), exclude=old_workers)
+
+    def new_workers():
+        p = [x for x in w.pids("worker") if x not in old_workers]
+        return p if len(p) >= 3 else None
+    new = harness.wait_for(new_workers, T(2))
     dt_new = time.monotonic() - t0
-    if new is None:
-        # Old ones may still be draining: wait for 3 new ones among them.
-        cur = [p for p in w.pids("worker") if p not in old_workers]
-        new3 = harness.wait_for(lambda: len([p for p in w.pids("worker")
-                                             if p not in old_workers]) >= 3, T(2))
-        dt_new = time.monotonic() - t0
-        t.ok(False, "3 new-generation workers within 2 s",
-             diag="workers at 2 s: %r, at 4 s ok=%r" % (cur, new3))
-    else:
-        t.ok(True, "3 new-generation workers, old ones gone, within 2 s (%.2fs)" % dt_new)
+    t.ok(new is not None and len(new) == 3 and dt_new <= 2.0,
+         "3 new-generation workers running within 2 s (%.2fs)" % dt_new,
+         diag=lambda: "children: %r, old workers: %r" % (w.children(), old_workers))
     gone = harness.wait_for(lambda: not any(harness.pid_alive(p) for p in old_workers + old_dbw),
                             T(w.shutdown_timeout + 1))
-    t.ok(gone, "old workers and dbwriter exited within shutdown_timeout (%.2fs)"
-         % (time.monotonic() - t0), diag=lambda: "children: %r" % w.children())
+    dt_gone = time.monotonic() - t0
+    t.ok(gone and dt_gone <= w.shutdown_timeout + 1,
+         "old workers and dbwriter exited within shutdown_timeout + 1 s (%.2fs)" % dt_gone,
+         diag=lambda: "children: %r" % w.children())
     newdb = w.wait_children("dbwriter", 1, T(2), exclude=old_dbw)
     t.ok(newdb is not None, "a new-generation dbwriter runs",
          diag=lambda: "children: %r" % w.children())
@@ -128,6 +137,31 @@ def main(t):
     t.ok(w.wait_log(r"reload complete generation=3 workers=2\b", T(3)),
          "log: reload complete generation=3 workers=2")
     t.ok(w.healthz_ok(), "/healthz 200 after the third reload")
+
+    # -- (c) reloads in a row under the connection loop, one of them a
+    # double SIGHUP: no failure, the last config's worker count wins.
+    h = Hammer(w)
+    h.start()
+    for n in (3, 1, 4):
+        cur = w.pids("worker")
+        w.write_config(workers=n)
+        w.signal(signal.SIGHUP)
+        got = w.wait_children("worker", n, T(w.shutdown_timeout + 3), exclude=cur)
+        t.ok(got is not None, "reload to workers=%d under load" % n,
+             diag=lambda: "children: %r" % w.children())
+    w.write_config(workers=2)
+    w.signal(signal.SIGHUP)
+    time.sleep(0.01)
+    w.signal(signal.SIGHUP)
+    got = harness.wait_for(lambda: len(w.pids("worker")) == 2 and w.healthz_ok(),
+                           T(2 * w.shutdown_timeout + 4))
+    t.ok(got, "double SIGHUP: settles on 2 workers", diag=lambda: "children: %r" % w.children())
+    time.sleep(0.3)
+    h.finish()
+    t.is_(len(h.failures), 0, "reloads in a row: no connection refused, reset or failed",
+          diag=lambda: "\n".join(h.failures[:20]))
+    t.ok(h.ok > 50, "reloads in a row: requests answered (%d)" % h.ok)
+    t.is_(len(w.pids("dbwriter")), 1, "one dbwriter after all reloads")
 
 
 harness.run(main)

@@ -46,9 +46,9 @@ def stop_with(t, sig, hold_connections):
     dt = time.monotonic() - t0
     limit = w.shutdown_timeout + 1
     t.is_(rc, 0, "%s: exit status 0" % name, diag=lambda: w.describe())
-    t.ok(rc is not None and dt <= T(limit),
+    t.ok(rc is not None and dt <= limit,
          "%s: exited within shutdown_timeout + 1 s (%.2fs, limit %.1fs)%s"
-         % (name, dt, T(limit), " with idle connections open" if held else ""))
+         % (name, dt, limit, " with idle connections open" if held else ""))
     left = [p for p in kids if harness.pid_alive(p)]
     left_any = [p for p in harness.descendants([w.pid, os.getpid()])
                 if harness.pid_alive(p) and (harness.proc_stat(p) or ("",))[0].startswith("wsgate")]

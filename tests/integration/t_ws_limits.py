@@ -251,8 +251,38 @@ def spread_close(t):
         c.close()
 
 
+def drain_on_reload(t):
+    w = t.wsgate("drain", workers=1, echo_path="/echo", shutdown_timeout="3s")
+    w.start()
+    old = WS.connect(w.port, "/echo")
+    old_worker = w.pids("worker")[0]
+    t0 = time.monotonic()
+    w.signal(1)
+    t.ok(w.wait_log(r"reload complete generation=2", T(5)), "reload complete")
+    old.send_text("still here")
+    t.is_(old.recv_message(), (OP_TEXT, b"still here"),
+          "a WebSocket of the draining generation is still served")
+    new = WS.connect(w.port, "/echo")
+    new.send_text("new gen")
+    t.is_(new.recv_message(), (OP_TEXT, b"new gen"), "new connections go to the new generation")
+    code, _ = old.recv_close(T(5))
+    dt = time.monotonic() - t0
+    t.is_(code, 1001, "the draining connection is closed with 1001")
+    t.ok(1.0 <= dt <= 3.0, "late in shutdown_timeout, not at once (%.2f s of 3 s)" % dt)
+    old.send_frame(OP_CLOSE, struct.pack("!H", 1001))
+    t.ok(old.wait_eof(T(3)), "TCP closed after the close handshake")
+    t.ok(harness.wait_for(lambda: not harness.pid_alive(old_worker), T(3)),
+         "the old worker exits once its connections are gone")
+    new.send_text("unaffected")
+    t.is_(new.recv_message(), (OP_TEXT, b"unaffected"), "the new generation's connection is unaffected")
+    new.close()
+    old.close()
+    w.stop()
+
+
 def main(t):
     t.need_binary()
+    drain_on_reload(t)
     message_size(t)
     slowloris(t)
     idle(t)

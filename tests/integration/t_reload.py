@@ -5,6 +5,7 @@ reset or unanswered), and a broken config that is logged and ignored."""
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -64,7 +65,11 @@ def main(t):
     old_workers = w.pids("worker")
     old_dbw = w.pids("dbwriter")
 
-    # -- (a) reload to 3 workers under a connection loop --
+    # -- (a) reload to 3 workers under a connection loop, with idle
+    # connections open on both listeners (the old generation must still be
+    # gone within shutdown_timeout) --
+    held = [socket.create_connection(("127.0.0.1", port), timeout=T(2))
+            for port in (w.port, w.admin_port, w.port, w.admin_port)]
     h = Hammer(w)
     h.start()
     time.sleep(0.5)
@@ -101,6 +106,8 @@ def main(t):
              "log: new worker %d started with generation=2" % p)
     time.sleep(0.5)
     h.finish()
+    for s in held:
+        s.close()
     t.is_(len(h.failures), 0, "no connection refused, reset or failed during the reload",
           diag=lambda: "\n".join(h.failures[:20]))
     t.ok(h.ok > 50 and h.ok > ok_before, "the client loop kept getting answers (%d)" % h.ok)

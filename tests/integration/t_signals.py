@@ -59,6 +59,10 @@ def stop_with(t, sig, hold_connections):
     lines = [l for l in w.log_lines() if l.strip()]
     t.like(lines[-1] if lines else "", r"master\[%d\] info: exiting" % w.pid,
            "%s: the log ends with 'exiting'" % name)
+    exits = dict((int(m.group(1)), m.group(2)) for m in
+                 w.grep_log(r"child exited pid=(\d+) role=\w+ slot=\d+ generation=\d+ (\S+)"))
+    t.is_(dict((p, exits.get(p)) for p in kids), dict((p, "status=0") for p in kids),
+          "%s: every child's exit logged with status=0" % name)
     if sig in (signal.SIGTERM, signal.SIGINT):
         t.ok(w.grep_log(r"master\[%d\] \w+: shutting down signal=%s\b" % (w.pid, name)),
              "%s: log 'shutting down signal=%s'" % (name, name))

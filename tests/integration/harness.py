@@ -1033,6 +1033,17 @@ class Test:
         self.services.append(u)
         return u.start()
 
+    # Stopping is also done for everything at exit; these are for tests
+    # that need a service gone in the middle.
+    def stop_redis(self, r):
+        r.stop()
+
+    def stop_postgres(self, pg):
+        pg.stop()
+
+    def stop_upstream(self, u):
+        u.stop()
+
     def need_binary(self):
         if not os.access(WSGATE_BIN, os.X_OK):
             self.bail_out("wsgate binary not found at %s (set WSGATE_BIN)" % WSGATE_BIN)

@@ -21,7 +21,7 @@ set -u
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libev-dev
 libhiredis-dev libcurl4-openssl-dev libpq-dev libjsmn-dev libssl-dev
-redis-server postgresql python3 clang"
+redis-server postgresql python3 openssl clang"
 
 CHECK_TIMEOUT=${WSGATE_CHECK_TIMEOUT:-1800}
 DISTCHECK_TIMEOUT=${WSGATE_DISTCHECK_TIMEOUT:-2400}

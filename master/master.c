@@ -8,6 +8,7 @@
  */
 #include "autoconf.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -698,6 +699,7 @@ master_main(struct config *cfg, const struct master_opts *opts)
 {
 	struct listen_set	*ls;
 	SSL_CTX			*ssl_ctx;
+	struct rlimit		 rl;
 	sigset_t		 set;
 	siginfo_t		 info;
 	struct timespec		 ts;
@@ -714,6 +716,13 @@ master_main(struct config *cfg, const struct master_opts *opts)
 		fprintf(stderr, "wsgate: cannot open log file %s: %s\n",
 		    cfg->c_log_file, strerror(errno));
 		return 1;
+	}
+
+	/* Connections are descriptors: take all the kernel allows us. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("cannot raise the open files limit");
 	}
 
 	sigemptyset(&set);

@@ -74,6 +74,8 @@ struct config {
 	char			*c_redis_key_prefix;
 	uint64_t		 c_redis_timeout;
 	enum config_missing	 c_missing_config;
+	uint64_t		 c_config_cache_ttl;	/* 0 = no cache */
+	unsigned int		 c_config_cache_entries;
 
 	char			*c_upstream_url;
 	uint64_t		 c_upstream_timeout;

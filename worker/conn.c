@@ -81,6 +81,7 @@ conn_new(struct worker *w, int fd, int admin, SSL_CTX *ssl_ctx)
 	c->c_admin = admin;
 	c->c_head = xmalloc(sizeof(*c->c_head));
 	c->c_head->hd_len = 0;
+	TAILQ_INIT(&c->c_requests);
 	http_request_init(&c->c_head->hd_req);
 	ev_io_init(&c->c_rio, conn_read_cb, fd, EV_READ);
 	ev_io_init(&c->c_wio, conn_write_cb, fd, EV_WRITE);
@@ -119,6 +120,7 @@ conn_close(struct conn *c)
 	if (c->c_state == CONN_CLOSED)
 		return;
 	c->c_state = CONN_CLOSED;
+	pipeline_conn_closed(c);
 	ev_io_stop(w->w_loop, &c->c_rio);
 	ev_io_stop(w->w_loop, &c->c_wio);
 	ev_timer_stop(w->w_loop, &c->c_timer);
@@ -153,6 +155,20 @@ conn_sweep(struct worker *w)
 		free(c->c_head);
 		free(c->c_out.b_data);
 		free(c);
+	}
+}
+
+/*
+ * A request of this connection was answered: a drain waiting for the
+ * connection's last answer sends its Close now.
+ */
+void
+conn_requests_done(struct conn *c)
+{
+	if (c->c_close_when_idle && c->c_ninflight == 0 &&
+	    c->c_state == CONN_WS) {
+		c->c_close_when_idle = 0;
+		wsconn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
 	}
 }
 

@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 
 #include "http.h"
+#include "pipeline.h"
 #include "worker.h"
 #include "wsconn.h"
 
@@ -53,6 +54,7 @@ struct conn {
 	unsigned int		 c_write_wants_read:1;	/* TLS */
 	unsigned int		 c_close_after_flush:1;	/* then TCP */
 	unsigned int		 c_ping_sent:1;
+	unsigned int		 c_close_when_idle:1;	/* 1001 after requests */
 	SSL			*c_ssl;
 	ev_io			 c_rio;
 	ev_io			 c_wio;
@@ -64,6 +66,8 @@ struct conn {
 
 	struct conn_head	*c_head;
 	struct conn_buf		 c_out;
+	struct request_list	 c_requests;	/* in flight */
+	unsigned int		 c_ninflight;
 	struct ws_rx		 c_rx;
 };
 
@@ -76,6 +80,9 @@ void		 conn_close(struct conn *);
 
 /* Half-close, read until the peer's FIN (or a timeout), then close. */
 void		 conn_linger(struct conn *);
+
+/* One of the connection's requests was answered. */
+void		 conn_requests_done(struct conn *);
 
 /* Free connections closed during this loop iteration. */
 void		 conn_sweep(struct worker *);

@@ -15,12 +15,14 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "pipeline.h"
 #include "log.h"
 #include "util.h"
 #include "worker.h"
 
 #define ACCEPT_BATCH		64	/* per readiness, then let others run */
 #define ACCEPT_RESUME_S		0.1	/* after EMFILE/ENFILE */
+#define ACCEPT_YIELD_S		0.01	/* nearly full: let siblings accept */
 
 static struct worker	 worker;	/* large: w_rbuf */
 
@@ -118,6 +120,8 @@ worker_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 					w->w_emfile_logged = now_ms();
 				}
 				worker_accept_enable(w, 0);
+				ev_timer_set(&w->w_accept_resume,
+				    ACCEPT_RESUME_S, 0.);
 				ev_timer_start(w->w_loop, &w->w_accept_resume);
 				return;
 			default:
@@ -131,6 +135,18 @@ worker_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		}
 		conn_new(w, fd, wa->wa_l.wl_admin,
 		    wa->wa_l.wl_ssl ? w->w_ssl_ctx : NULL);
+		/*
+		 * Nearly full while siblings may have room: step aside for a
+		 * moment so they take the next connections [nginx
+		 * accept_disabled].  A lone worker fills up, then rejects.
+		 */
+		if (w->w_cfg->c_workers > 1 && w->w_nconns >=
+		    w->w_cfg->c_max_connections / 8 * 7) {
+			worker_accept_enable(w, 0);
+			ev_timer_set(&w->w_accept_resume, ACCEPT_YIELD_S, 0.);
+			ev_timer_start(w->w_loop, &w->w_accept_resume);
+			return;
+		}
 	}
 }
 
@@ -148,7 +164,7 @@ worker_accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 void
 worker_conn_gone(struct worker *w)
 {
-	if (w->w_draining && w->w_nconns == 0)
+	if (w->w_draining && w->w_nconns == 0 && pipeline_pending() == 0)
 		ev_break(w->w_loop, EVBREAK_ALL);
 }
 
@@ -308,12 +324,14 @@ worker_main(struct config *cfg, SSL_CTX *ssl_ctx, struct worker_listener *wl,
 	w->w_accepting = 1;
 	worker_accept_enable(w, 1);
 
+	pipeline_init(w);
 	log_info("worker started slot=%d generation=%u", slot, generation);
 	ev_run(w->w_loop, 0);
 
 	worker_stop_accepting(w);
 	while (!TAILQ_EMPTY(&w->w_conns))
 		conn_close(TAILQ_FIRST(&w->w_conns));
+	pipeline_shutdown();
 	conn_sweep(w);
 	log_info("worker exiting slot=%d generation=%u", slot, generation);
 	config_free(cfg);

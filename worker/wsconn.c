@@ -164,14 +164,14 @@ wsconn_close(struct conn *c, unsigned int code, const char *reason)
 	conn_timer_update(c);
 }
 
-/*
- * A complete data message.  Until the request pipeline exists both the
- * echo endpoint and ws_path echo it.
- */
+/* A complete data message: echoed on echo_path, a request on ws_path. */
 static void
 wsconn_message(struct conn *c, int opcode, const uint8_t *p, size_t len)
 {
-	wsconn_send(c, opcode, p, len);
+	if (c->c_echo)
+		wsconn_send(c, opcode, p, len);
+	else
+		pipeline_message(c, opcode, p, len);
 }
 
 static void
@@ -393,8 +393,14 @@ wsconn_timer(struct conn *c, double now)
 
 	if (c->c_close_at != 0 && now >= c->c_close_at) {
 		c->c_close_at = 0;
-		wsconn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
-		return;
+		/* Answer what is in flight first (conn_requests_done). */
+		if (c->c_ninflight > 0)
+			c->c_close_when_idle = 1;
+		else {
+			wsconn_close(c, WS_CLOSE_GOING_AWAY,
+			    "server shutting down");
+			return;
+		}
 	}
 	if (c->c_ping_sent && now >= c->c_last_rx + 2 * idle) {
 		log_debug("no pong within idle_timeout, closing");

@@ -1,0 +1,356 @@
+/*
+ * Config lookups: coalescing, timeout, conversion, cache.
+ *
+ * A lookup is one GET in flight for one key.  Requests for that key
+ * wait on it; when it is answered (or times out) every waiter gets the
+ * same converted config.  A lookup that timed out leaves the table at
+ * once, so new requests send a new GET, and is freed when Redis finally
+ * answers it, since hiredis still holds a pointer to it.
+ */
+#include "autoconf.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "edn.h"
+#include "json.h"
+#include "log.h"
+#include "lookup.h"
+#include "redis.h"
+#include "util.h"
+
+#define LOOKUP_BUCKETS_MIN	256
+
+struct lookup {
+	struct lookup		*l_next;	/* hash chain */
+	uint32_t		 l_hash;
+	int			 l_done;	/* timed out: only awaits Redis */
+	ev_timer		 l_timer;
+	struct redis_call	 l_call;
+	TAILQ_HEAD(, lookup_waiter) l_waiters;
+	size_t			 l_keylen;
+	char			 l_key[];	/* prefix + user */
+};
+
+struct cache_entry {
+	struct cache_entry	*ce_next;	/* hash chain */
+	TAILQ_ENTRY(cache_entry) ce_age;	/* oldest first */
+	uint32_t		 ce_hash;
+	ev_tstamp		 ce_expires;
+	enum lookup_status	 ce_status;
+	char			*ce_json;
+	size_t			 ce_jsonlen;
+	size_t			 ce_keylen;
+	char			 ce_key[];
+};
+
+struct table {
+	void		**t_b;
+	size_t		  t_nb;
+	size_t		  t_n;
+};
+
+static struct {
+	struct ev_loop		*loop;
+	const struct config	*cfg;
+	struct table		 inflight;	/* struct lookup */
+	struct table		 cache;		/* struct cache_entry */
+	TAILQ_HEAD(, cache_entry) ages;
+	unsigned int		 pending;	/* GETs awaiting Redis */
+	struct buf		 conv;		/* EDN conversion scratch */
+	char			*key;		/* prefix + user scratch */
+	size_t			 keycap;
+} lk;
+
+static uint32_t	lookup_hash(const char *, size_t);
+static void	lookup_reply_cb(void *, enum redis_result, const char *,
+		    size_t);
+static void	lookup_timeout_cb(struct ev_loop *, ev_timer *, int);
+static void	lookup_finish(struct lookup *, enum lookup_status,
+		    const char *, size_t);
+static void	table_grow(struct table *, size_t);
+static void	cache_put(const char *, size_t, uint32_t, enum lookup_status,
+		    const char *, size_t);
+static struct cache_entry *cache_get(const char *, size_t, uint32_t);
+static void	cache_drop(struct cache_entry *);
+
+/* FNV-1a: keys are short user ids. */
+static uint32_t
+lookup_hash(const char *p, size_t len)
+{
+	uint32_t	h = 2166136261u;
+	size_t		i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (uint8_t)p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/*
+ * Chains link through the first member of both entry types, so one
+ * resize serves both tables.
+ */
+static void
+table_grow(struct table *t, size_t want)
+{
+	void	**nb;
+	size_t	  n = t->t_nb < LOOKUP_BUCKETS_MIN ? LOOKUP_BUCKETS_MIN :
+		    t->t_nb, i;
+
+	while (n < want)
+		n *= 2;
+	if (n == t->t_nb)
+		return;
+	nb = xcalloc(n, sizeof(*nb));
+	for (i = 0; i < t->t_nb; i++) {
+		struct lookup *e = t->t_b[i], *next;
+		for (; e != NULL; e = next) {
+			uint32_t h = t == &lk.cache ?
+			    ((struct cache_entry *)(void *)e)->ce_hash :
+			    e->l_hash;
+			next = e->l_next;
+			e->l_next = nb[h & (n - 1)];
+			nb[h & (n - 1)] = e;
+		}
+	}
+	free(t->t_b);
+	t->t_b = nb;
+	t->t_nb = n;
+}
+
+void
+lookup_init(struct ev_loop *loop, const struct config *cfg)
+{
+	memset(&lk, 0, sizeof(lk));
+	lk.loop = loop;
+	lk.cfg = cfg;
+	TAILQ_INIT(&lk.ages);
+	table_grow(&lk.inflight, LOOKUP_BUCKETS_MIN);
+	table_grow(&lk.cache, LOOKUP_BUCKETS_MIN);
+}
+
+unsigned int
+lookup_pending(void)
+{
+	return lk.pending;
+}
+
+/* ---- Cache ---- */
+
+static struct cache_entry *
+cache_get(const char *key, size_t len, uint32_t h)
+{
+	struct cache_entry	*e;
+
+	for (e = lk.cache.t_b[h & (lk.cache.t_nb - 1)]; e != NULL;
+	    e = e->ce_next)
+		if (e->ce_hash == h && e->ce_keylen == len &&
+		    memcmp(e->ce_key, key, len) == 0)
+			return e;
+	return NULL;
+}
+
+static void
+cache_drop(struct cache_entry *e)
+{
+	struct cache_entry	**pp;
+
+	pp = (struct cache_entry **)&lk.cache.t_b[e->ce_hash &
+	    (lk.cache.t_nb - 1)];
+	while (*pp != e)
+		pp = &(*pp)->ce_next;
+	*pp = e->ce_next;
+	TAILQ_REMOVE(&lk.ages, e, ce_age);
+	lk.cache.t_n--;
+	free(e->ce_json);
+	free(e);
+}
+
+static void
+cache_put(const char *key, size_t len, uint32_t h, enum lookup_status st,
+    const char *json, size_t jsonlen)
+{
+	struct cache_entry	*e;
+
+	if ((e = cache_get(key, len, h)) != NULL)
+		cache_drop(e);
+	/* Bounded: the oldest entry makes room. */
+	while (lk.cache.t_n >= lk.cfg->c_config_cache_entries &&
+	    !TAILQ_EMPTY(&lk.ages))
+		cache_drop(TAILQ_FIRST(&lk.ages));
+	if (lk.cache.t_n + 1 > lk.cache.t_nb)
+		table_grow(&lk.cache, lk.cache.t_n + 1);
+	e = xmalloc(sizeof(*e) + len);
+	e->ce_hash = h;
+	e->ce_keylen = len;
+	memcpy(e->ce_key, key, len);
+	e->ce_status = st;
+	e->ce_json = xmalloc(jsonlen + 1);
+	memcpy(e->ce_json, json, jsonlen);
+	e->ce_jsonlen = jsonlen;
+	e->ce_expires = ev_now(lk.loop) + lk.cfg->c_config_cache_ttl / 1000.0;
+	e->ce_next = lk.cache.t_b[h & (lk.cache.t_nb - 1)];
+	lk.cache.t_b[h & (lk.cache.t_nb - 1)] = e;
+	TAILQ_INSERT_TAIL(&lk.ages, e, ce_age);
+	lk.cache.t_n++;
+}
+
+/* ---- Lookups ---- */
+
+void
+lookup_start(struct lookup_waiter *w, const char *user, size_t userlen,
+    lookup_cb *cb, void *arg)
+{
+	const struct config	*cfg = lk.cfg;
+	struct lookup		*l;
+	struct cache_entry	*ce;
+	size_t			 plen = strlen(cfg->c_redis_key_prefix);
+	size_t			 len = plen + userlen;
+	uint32_t		 h;
+
+	w->lw_cb = cb;
+	w->lw_arg = arg;
+	if (len > lk.keycap) {
+		lk.keycap = len * 2;
+		lk.key = xrealloc(lk.key, lk.keycap);
+	}
+	memcpy(lk.key, cfg->c_redis_key_prefix, plen);
+	memcpy(lk.key + plen, user, userlen);
+	h = lookup_hash(lk.key, len);
+
+	if (cfg->c_config_cache_ttl > 0 &&
+	    (ce = cache_get(lk.key, len, h)) != NULL) {
+		if (ce->ce_expires > ev_now(lk.loop)) {
+			cb(arg, ce->ce_status, ce->ce_json, ce->ce_jsonlen);
+			return;
+		}
+		cache_drop(ce);
+	}
+	for (l = lk.inflight.t_b[h & (lk.inflight.t_nb - 1)]; l != NULL;
+	    l = l->l_next)
+		if (l->l_hash == h && l->l_keylen == len &&
+		    memcmp(l->l_key, lk.key, len) == 0) {
+			TAILQ_INSERT_TAIL(&l->l_waiters, w, lw_entry);
+			return;
+		}
+
+	if (!redis_ready()) {
+		cb(arg, LOOKUP_UNAVAILABLE, NULL, 0);
+		return;
+	}
+	l = xcalloc(1, sizeof(*l) + len);
+	l->l_hash = h;
+	l->l_keylen = len;
+	memcpy(l->l_key, lk.key, len);
+	TAILQ_INIT(&l->l_waiters);
+	l->l_call.rc_cb = lookup_reply_cb;
+	l->l_call.rc_arg = l;
+	if (redis_get(l->l_key, len, &l->l_call) == -1) {
+		free(l);
+		cb(arg, LOOKUP_UNAVAILABLE, NULL, 0);
+		return;
+	}
+	lk.pending++;
+	TAILQ_INSERT_TAIL(&l->l_waiters, w, lw_entry);
+	if (lk.inflight.t_n + 1 > lk.inflight.t_nb)
+		table_grow(&lk.inflight, lk.inflight.t_n + 1);
+	l->l_next = lk.inflight.t_b[h & (lk.inflight.t_nb - 1)];
+	lk.inflight.t_b[h & (lk.inflight.t_nb - 1)] = l;
+	lk.inflight.t_n++;
+	ev_timer_init(&l->l_timer, lookup_timeout_cb,
+	    cfg->c_redis_timeout / 1000.0, 0.);
+	l->l_timer.data = l;
+	ev_timer_start(lk.loop, &l->l_timer);
+}
+
+/* Leave the table and answer every waiter; the lookup stays allocated. */
+static void
+lookup_finish(struct lookup *l, enum lookup_status st, const char *json,
+    size_t len)
+{
+	struct lookup		**pp;
+	struct lookup_waiter	 *w;
+
+	ev_timer_stop(lk.loop, &l->l_timer);
+	pp = (struct lookup **)&lk.inflight.t_b[l->l_hash &
+	    (lk.inflight.t_nb - 1)];
+	while (*pp != l)
+		pp = &(*pp)->l_next;
+	*pp = l->l_next;
+	lk.inflight.t_n--;
+	l->l_done = 1;
+	if (lk.cfg->c_config_cache_ttl > 0 &&
+	    (st == LOOKUP_OK || st == LOOKUP_MISSING))
+		cache_put(l->l_key, l->l_keylen, l->l_hash, st, json, len);
+	while ((w = TAILQ_FIRST(&l->l_waiters)) != NULL) {
+		TAILQ_REMOVE(&l->l_waiters, w, lw_entry);
+		w->lw_cb(w->lw_arg, st, json, len);
+	}
+}
+
+static void
+lookup_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	lookup_finish(t->data, LOOKUP_TIMEOUT, NULL, 0);
+}
+
+static void
+lookup_reply_cb(void *arg, enum redis_result res, const char *val,
+    size_t len)
+{
+	struct lookup	*l = arg;
+	char		 err[128];
+
+	lk.pending--;
+	if (l->l_done) {
+		free(l);
+		return;
+	}
+	switch (res) {
+	case REDIS_FOUND:
+		if (json_valid(val, len)) {
+			lookup_finish(l, LOOKUP_OK, val, len);
+			break;
+		}
+		buf_reset(&lk.conv);
+		if (edn_to_json(val, len, &lk.conv, err, sizeof(err)) == 0) {
+			lookup_finish(l, LOOKUP_OK, lk.conv.b_p,
+			    lk.conv.b_len);
+			break;
+		}
+		log_warnx("invalid config key=%.*s reason=\"%s\"",
+		    (int)(l->l_keylen > 200 ? 200 : l->l_keylen), l->l_key,
+		    err);
+		lookup_finish(l, LOOKUP_INVALID, NULL, 0);
+		break;
+	case REDIS_MISSING:
+		if (lk.cfg->c_missing_config == MISSING_CONFIG_REJECT)
+			lookup_finish(l, LOOKUP_MISSING, NULL, 0);
+		else
+			lookup_finish(l, LOOKUP_OK, "null", 4);
+		break;
+	default:
+		lookup_finish(l, LOOKUP_UNAVAILABLE, NULL, 0);
+		break;
+	}
+	free(l);
+}
+
+void
+lookup_shutdown(void)
+{
+	while (!TAILQ_EMPTY(&lk.ages))
+		cache_drop(TAILQ_FIRST(&lk.ages));
+	free(lk.cache.t_b);
+	free(lk.inflight.t_b);
+	buf_free(&lk.conv);
+	free(lk.key);
+	memset(&lk.cache, 0, sizeof(lk.cache));
+	memset(&lk.inflight, 0, sizeof(lk.inflight));
+}

@@ -1,0 +1,228 @@
+/*
+ * Redis client for the worker (hiredis async + libev adapter).
+ *
+ * hiredis resolves a host name synchronously inside redisAsyncConnect();
+ * redis_host should be an address (the default is 127.0.0.1) or use
+ * redis_socket.  Everything else is non-blocking.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libev.h>
+
+#include "log.h"
+#include "redis.h"
+#include "util.h"
+
+#define REDIS_BACKOFF_MIN_MS	100
+#define REDIS_BACKOFF_MAX_MS	5000
+
+static struct {
+	struct ev_loop		*loop;
+	const struct config	*cfg;
+	redisAsyncContext	*ac;
+	int			 connected;
+	int			 stopping;
+	unsigned int		 backoff_ms;
+	ev_timer		 retry;
+	int			 logged_down;
+} rd;
+
+static void	redis_connect(void);
+static void	redis_connect_cb(const redisAsyncContext *, int);
+static void	redis_disconnect_cb(const redisAsyncContext *, int);
+static void	redis_retry_cb(struct ev_loop *, ev_timer *, int);
+static void	redis_schedule(const char *);
+static void	redis_setup_cb(redisAsyncContext *, void *, void *);
+static void	redis_get_reply_cb(redisAsyncContext *, void *, void *);
+
+static void
+redis_schedule(const char *why)
+{
+	if (rd.stopping)
+		return;
+	if (!rd.logged_down || rd.backoff_ms >= REDIS_BACKOFF_MAX_MS)
+		log_warnx("Redis unavailable: %s retry_in=%ums", why,
+		    rd.backoff_ms);
+	rd.logged_down = 1;
+	ev_timer_set(&rd.retry, rd.backoff_ms / 1000.0, 0.);
+	ev_timer_start(rd.loop, &rd.retry);
+	rd.backoff_ms *= 2;
+	if (rd.backoff_ms > REDIS_BACKOFF_MAX_MS)
+		rd.backoff_ms = REDIS_BACKOFF_MAX_MS;
+}
+
+static void
+redis_connect(void)
+{
+	const struct config	*cfg = rd.cfg;
+	redisAsyncContext	*ac;
+
+	if (cfg->c_redis_socket != NULL)
+		ac = redisAsyncConnectUnix(cfg->c_redis_socket);
+	else
+		ac = redisAsyncConnect(cfg->c_redis_host, cfg->c_redis_port);
+	if (ac == NULL) {
+		redis_schedule("out of memory");
+		return;
+	}
+	if (ac->err) {
+		char why[256];
+		snprintf(why, sizeof(why), "%s", ac->errstr);
+		redisAsyncFree(ac);
+		redis_schedule(why);
+		return;
+	}
+	if (redisLibevAttach(rd.loop, ac) != REDIS_OK) {
+		redisAsyncFree(ac);
+		redis_schedule("cannot attach to the event loop");
+		return;
+	}
+	redisAsyncSetConnectCallback(ac, redis_connect_cb);
+	redisAsyncSetDisconnectCallback(ac, redis_disconnect_cb);
+	rd.ac = ac;
+}
+
+/* AUTH / SELECT answers: an error means this connection is useless. */
+static void
+redis_setup_cb(redisAsyncContext *ac, void *r, void *what)
+{
+	redisReply	*reply = r;
+
+	if (reply == NULL)
+		return;		/* disconnected; the disconnect cb handles it */
+	if (reply->type == REDIS_REPLY_ERROR) {
+		log_warnx("Redis %s failed: %s", (const char *)what,
+		    reply->str);
+		redisAsyncDisconnect(ac);
+	}
+}
+
+static void
+redis_connect_cb(const redisAsyncContext *cac, int status)
+{
+	redisAsyncContext	*ac = (redisAsyncContext *)(uintptr_t)cac;
+	const struct config	*cfg = rd.cfg;
+	static char		 auth[] = "AUTH", select[] = "SELECT";
+	char			 db[16];
+
+	if (status != REDIS_OK) {
+		/* hiredis frees the context after this callback. */
+		rd.ac = NULL;
+		redis_schedule(cac->errstr);
+		return;
+	}
+	/* Pipelined ahead of every GET: they are answered in order. */
+	if (cfg->c_redis_password != NULL) {
+		if (cfg->c_redis_username != NULL)
+			redisAsyncCommand(ac, redis_setup_cb, auth,
+			    "AUTH %s %s", cfg->c_redis_username,
+			    cfg->c_redis_password);
+		else
+			redisAsyncCommand(ac, redis_setup_cb, auth,
+			    "AUTH %s", cfg->c_redis_password);
+	}
+	if (cfg->c_redis_db != 0) {
+		snprintf(db, sizeof(db), "%d", cfg->c_redis_db);
+		redisAsyncCommand(ac, redis_setup_cb, select, "SELECT %s",
+		    db);
+	}
+	rd.connected = 1;
+	rd.backoff_ms = REDIS_BACKOFF_MIN_MS;
+	if (rd.logged_down)
+		log_info("Redis connection restored");
+	else
+		log_info("connected to Redis");
+	rd.logged_down = 0;
+}
+
+static void
+redis_disconnect_cb(const redisAsyncContext *ac, int status)
+{
+	(void)status;
+	rd.connected = 0;
+	rd.ac = NULL;
+	/* hiredis frees the context after this callback. */
+	redis_schedule(ac->err ? ac->errstr : "connection closed");
+}
+
+static void
+redis_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)t;
+	(void)revents;
+	if (rd.ac == NULL && !rd.stopping)
+		redis_connect();
+}
+
+void
+redis_init(struct ev_loop *loop, const struct config *cfg)
+{
+	memset(&rd, 0, sizeof(rd));
+	rd.loop = loop;
+	rd.cfg = cfg;
+	rd.backoff_ms = REDIS_BACKOFF_MIN_MS;
+	ev_timer_init(&rd.retry, redis_retry_cb, 0., 0.);
+	redis_connect();
+}
+
+int
+redis_ready(void)
+{
+	return rd.connected && rd.ac != NULL;
+}
+
+static void
+redis_get_reply_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+	struct redis_call	*call = priv;
+	redisReply		*reply = r;
+
+	(void)ac;
+	if (reply == NULL)
+		call->rc_cb(call->rc_arg, REDIS_UNAVAILABLE, NULL, 0);
+	else if (reply->type == REDIS_REPLY_NIL)
+		call->rc_cb(call->rc_arg, REDIS_MISSING, NULL, 0);
+	else if (reply->type == REDIS_REPLY_STRING)
+		call->rc_cb(call->rc_arg, REDIS_FOUND, reply->str,
+		    (size_t)reply->len);
+	else {
+		if (reply->type == REDIS_REPLY_ERROR)
+			log_warnx("Redis GET failed: %s", reply->str);
+		call->rc_cb(call->rc_arg, REDIS_BADREPLY, NULL, 0);
+	}
+}
+
+int
+redis_get(const char *key, size_t keylen, struct redis_call *call)
+{
+	const char	*argv[2] = { "GET", key };
+	size_t		 argvlen[2] = { 3, keylen };
+
+	if (!redis_ready())
+		return -1;
+	if (redisAsyncCommandArgv(rd.ac, redis_get_reply_cb, call, 2, argv,
+	    argvlen) != REDIS_OK)
+		return -1;
+	return 0;
+}
+
+void
+redis_shutdown(void)
+{
+	rd.stopping = 1;
+	ev_timer_stop(rd.loop, &rd.retry);
+	if (rd.ac != NULL) {
+		redisAsyncContext *ac = rd.ac;
+		rd.ac = NULL;
+		rd.connected = 0;
+		/* Calls every pending callback with a NULL reply. */
+		redisAsyncFree(ac);
+	}
+}

@@ -208,10 +208,15 @@ def close_tests(t, w):
     t.is_(op, OP_CLOSE, "data after Close: the next frame is the Close answer")
     t.ok(ws.wait_eof(T(3)), "and then TCP closes")
 
-    # ws_path echoes too until the request pipeline exists.
+    # ws_path is the request endpoint: a message that is not a request is
+    # answered with an error reply and the connection stays open.
     ws = WS.connect(w.port, "/ws")
     ws.send_text("on ws_path")
-    t.is_(ws.recv_message(), (OP_TEXT, b"on ws_path"), "ws_path answers messages")
+    op, reply = ws.recv_message()
+    t.is_(op, OP_TEXT, "ws_path answers a bad message with a text reply")
+    t.like(reply.decode(), r'^\{"status":400,"error":"bad request', "... a 400 error reply")
+    ws.send_text("again")
+    t.is_(ws.recv_message()[0], OP_TEXT, "and the connection stays open")
     ws.close()
 
 

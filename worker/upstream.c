@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -46,6 +47,7 @@ static struct {
 	ev_timer		 timer;
 	unsigned int		 pending;
 	int			 running;
+	int			 https;
 	TAILQ_HEAD(, upstream_call) calls;
 } up;
 
@@ -64,6 +66,7 @@ upstream_init(struct ev_loop *loop, const struct config *cfg)
 	up.loop = loop;
 	up.cfg = cfg;
 	TAILQ_INIT(&up.calls);
+	up.https = strncasecmp(cfg->c_upstream_url, "https:", 6) == 0;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("curl_global_init failed");
 	if ((up.multi = curl_multi_init()) == NULL)
@@ -254,10 +257,17 @@ upstream_post(const char *body, size_t len, const char *request_key,
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	/* HTTP/2 over TLS when offered (ALPN), multiplexed; 1.1 otherwise. */
+	/*
+	 * HTTP/2 over TLS when offered (ALPN), multiplexed; 1.1 otherwise.
+	 * PIPEWAIT (prefer waiting for a connection that may multiplex)
+	 * only where ALPN answers during the handshake: on cleartext HTTP
+	 * curl would learn it from the first response, so every request
+	 * would queue behind a slow first one.
+	 */
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
 	    (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	if (up.https)
+		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);

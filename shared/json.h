@@ -14,7 +14,7 @@
 #include "buf.h"
 
 #define JSON_USER_ID_MAX	128	/* bytes, after unescaping */
-#define JSON_MAX_DEPTH		128	/* nesting limit for any document */
+#define JSON_MAX_DEPTH		32	/* nesting limit: bounds the worst-case parse time */
 /*
  * Longest text taken (json_check(): "too large").  Checking one may take
  * up to 20 bytes of tokens a byte of text, for the moment of the call.

@@ -260,7 +260,7 @@ def requests_and_ids(t, w, u):
         '{"nested":{"deep":[1,{"x":null,"y":[{},[]]}]},"":"empty key","\\u0041":1}',
         '{"dup":1,"dup":2}',
         '"raw DEL \x7f and U+2028 \u2028"',
-        '[' * 60 + ']' * 60,
+        '[' * 31 + ']' * 31,          # the message 32 deep: wsgate(8)'s limit
     ]
     for i, p in enumerate(payloads):
         rep = c.call('{"id":%d,"user-id":"42","payload":%s}' % (i, p))
@@ -426,7 +426,12 @@ def invalid_json(t, w, u):
     for desc, msg in INVALID:
         rep = c.call(msg)
         expect_error(t, rep, 400, "bad request", "invalid JSON, %s" % desc)
-    # A deeply nested payload (far beyond any sane depth): 400, no crash.
+    # wsgate(8): messages nest at most 32 levels deep (the object is one).
+    rep = c.call('{"user-id":"42","payload":' + "[" * 32 + "]" * 32 + "}")
+    expect_error(t, rep, 400, "bad request", "message nested 33 levels deep")
+    rep = c.call('{"user-id":"42","payload":' + '{"a":' * 32 + "1" + "}" * 33)
+    expect_error(t, rep, 400, "bad request", "message of objects nested 33 levels deep")
+    # Far beyond any limit: 400, no crash.
     rep = c.call('{"user-id":"42","payload":' + "[" * 100000 + "]" * 100000 + "}")
     t.ok(rep.obj is not None and rep.obj.get("status") in (200, 400),
          "payload nested 100000 deep: a reply (200 or 400), no crash", lambda: repr(rep))
@@ -437,6 +442,9 @@ def invalid_json(t, w, u):
     after = upstream_stats(u)
     t.is_(after - before, 1 if deep_ok else 0,
           "no invalid message reached the upstream")
+    rep = c.call('{"user-id":"42","payload":' + '{"a":' * 31 + "1" + "}" * 32)
+    expect_ok(t, rep, echo_body('{"a":' * 31 + "1" + "}" * 31, JSON_CFG),
+              "message of objects nested 32 levels deep")
     rep = c.call('{"id":"after","user-id":"7"}')
     expect_ok(t, rep, echo_body("null", '{"seven":7}'),
               "the connection still serves requests after %d invalid messages" % len(INVALID),

@@ -6,6 +6,7 @@ per-connection output buffer (a client that does not read is closed,
 others are unaffected), and close 1001 spread over a window on stop."""
 
 import os
+import resource
 import socket
 import struct
 import sys
@@ -280,8 +281,55 @@ def drain_on_reload(t):
     w.stop()
 
 
+def out_of_fds(t):
+    """A worker out of descriptors pauses accepting instead of spinning on
+    a listener that stays readable, and resumes once descriptors free."""
+    w = t.wsgate("emfile", workers=1, echo_path="/echo", max_connections=10000)
+    w.start()
+    worker = w.pids("worker")[0]
+    # Lower the running worker's limit (prlimit(2) on our own child).
+    resource.prlimit(worker, resource.RLIMIT_NOFILE, (128, 128))
+    conns, extra = [], []
+    for _ in range(110):
+        try:
+            conns.append(WS.connect(w.port, "/echo", timeout=T(2)))
+        except (OSError, ValueError, wsclient.Closed):
+            break
+    # The kernel queues more; the worker cannot take them now.
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", w.port), timeout=T(2))
+        req, _ = wsclient.upgrade_request("/echo")
+        s.sendall(req)
+        extra.append(s)
+    t.ok(w.wait_log(r"accept paused on 127\.0\.0\.1:%d" % w.port, T(5)),
+         "EMFILE logged: accept paused (%d connections held)" % len(conns))
+    c0 = cpu_ticks(worker)
+    time.sleep(1.0)
+    ticks = cpu_ticks(worker) - c0
+    t.ok(ticks <= 10, "no busy loop while out of descriptors (%d ticks in 1 s)" % ticks)
+    conns[0].send_text("held")
+    t.is_(conns[0].recv_message(), (OP_TEXT, b"held"), "held connections are still served")
+    for ws in conns[:40]:
+        ws.close()
+    served = 0
+    for s in extra:
+        s.settimeout(T(5))
+        try:
+            if s.recv(12).startswith(b"HTTP/1.1 101"):
+                served += 1
+        except OSError:
+            pass
+        s.close()
+    t.is_(served, len(extra), "queued connections are accepted once descriptors free up")
+    t.ok(harness.pid_alive(worker), "the worker survived")
+    for ws in conns[40:]:
+        ws.close()
+    w.stop()
+
+
 def main(t):
     t.need_binary()
+    out_of_fds(t)
     drain_on_reload(t)
     message_size(t)
     slowloris(t)

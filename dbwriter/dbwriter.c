@@ -15,6 +15,7 @@
 
 #include <ev.h>
 
+#include "child.h"
 #include "dbwriter.h"
 #include "ipc_proto.h"
 #include "log.h"
@@ -37,7 +38,7 @@ struct dbwriter {
 	unsigned int		 d_generation;
 	int			 d_ipc_fd;
 	ev_io			 d_accept;
-	ev_signal		 d_sig[5];
+	struct child_signals	 d_signals;
 	ev_timer		 d_stop_timer;
 	int			 d_stopping;
 	struct pg		 d_pg;
@@ -48,7 +49,7 @@ static void	dbw_accept_cb(struct ev_loop *, ev_io *, int);
 static void	dbw_peer_cb(struct ev_loop *, ev_io *, int);
 static void	dbw_peer_close(struct peer *);
 static int	dbw_peer_packet(struct peer *, const uint8_t *, size_t);
-static void	dbw_signal_cb(struct ev_loop *, ev_signal *, int);
+static void	dbw_stop_cb(void *, int);
 static void	dbw_stop_timer_cb(struct ev_loop *, ev_timer *, int);
 static void	dbw_maybe_done(struct dbwriter *);
 
@@ -175,38 +176,26 @@ dbw_maybe_done(struct dbwriter *d)
 		ev_break(d->d_loop, EVBREAK_ALL);
 }
 
+/* TERM, INT or QUIT from the master (child.c). */
 static void
-dbw_signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
+dbw_stop_cb(void *arg, int signum)
 {
-	struct dbwriter	*d = s->data;
+	struct dbwriter	*d = arg;
 
-	(void)revents;
-	switch (s->signum) {
-	case SIGTERM:
-	case SIGINT:
-	case SIGQUIT:
-		if (!d->d_stopping) {
-			log_info("%s slot=%d generation=%u",
-			    s->signum == SIGQUIT ? "draining" : "stopping",
-			    d->d_slot, d->d_generation);
-			ev_io_stop(loop, &d->d_accept);
-			ev_timer_set(&d->d_stop_timer,
-			    d->d_cfg->c_shutdown_timeout / 1000.0, 0.);
-			ev_timer_start(loop, &d->d_stop_timer);
-		}
-		d->d_stopping = s->signum;
-		if (s->signum != SIGQUIT)
-			ev_break(loop, EVBREAK_ALL);
-		else
-			dbw_maybe_done(d);
-		break;
-	case SIGUSR1:
-		if (log_reopen() == -1)
-			log_warn("cannot reopen log file");
-		break;
-	case SIGHUP:
-		break;
+	if (!d->d_stopping) {
+		log_info("%s slot=%d generation=%u",
+		    signum == SIGQUIT ? "draining" : "stopping",
+		    d->d_slot, d->d_generation);
+		ev_io_stop(d->d_loop, &d->d_accept);
+		ev_timer_set(&d->d_stop_timer,
+		    d->d_cfg->c_shutdown_timeout / 1000.0, 0.);
+		ev_timer_start(d->d_loop, &d->d_stop_timer);
 	}
+	d->d_stopping = signum;
+	if (signum != SIGQUIT)
+		ev_break(d->d_loop, EVBREAK_ALL);
+	else
+		dbw_maybe_done(d);
 }
 
 static void
@@ -222,10 +211,8 @@ int
 dbwriter_main(struct config *cfg, int ipc_fd, int slot,
     unsigned int generation)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP };
 	static struct dbwriter	 dbw;
 	struct dbwriter		*d = &dbw;
-	size_t			 i;
 
 	memset(d, 0, sizeof(*d));
 	d->d_cfg = cfg;
@@ -235,11 +222,7 @@ dbwriter_main(struct config *cfg, int ipc_fd, int slot,
 	TAILQ_INIT(&d->d_peers);
 	if ((d->d_loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		fatalx("cannot create event loop");
-	for (i = 0; i < nitems(sigs); i++) {
-		ev_signal_init(&d->d_sig[i], dbw_signal_cb, sigs[i]);
-		d->d_sig[i].data = d;
-		ev_signal_start(d->d_loop, &d->d_sig[i]);
-	}
+	child_signals_start(d->d_loop, &d->d_signals, dbw_stop_cb, d);
 	ev_timer_init(&d->d_stop_timer, dbw_stop_timer_cb, 0., 0.);
 	d->d_stop_timer.data = d;
 	ev_io_init(&d->d_accept, dbw_accept_cb, ipc_fd, EV_READ);

@@ -41,6 +41,7 @@ static void	conn_write_cb(struct ev_loop *, ev_io *, int);
 static void	conn_timer_cb(struct ev_loop *, ev_timer *, int);
 static ssize_t	conn_io_read(struct conn *, void *, size_t);
 static ssize_t	conn_io_write(struct conn *, const void *, size_t);
+static ssize_t	conn_ssl_result(struct conn *, int);
 static void	conn_tls_handshake(struct conn *);
 static void	conn_read_head(struct conn *);
 static void	conn_read_ws(struct conn *);
@@ -174,6 +175,23 @@ conn_requests_done(struct conn *c)
 
 /* ---- Transport ---- */
 
+/* Map a failed SSL_read/SSL_write to 0 (clean EOF) or an IO_ code. */
+static ssize_t
+conn_ssl_result(struct conn *c, int rc)
+{
+	switch (SSL_get_error(c->c_ssl, rc)) {
+	case SSL_ERROR_WANT_READ:
+		return IO_WANT_READ;
+	case SSL_ERROR_WANT_WRITE:
+		return IO_WANT_WRITE;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	default:
+		ERR_clear_error();
+		return IO_ERROR;
+	}
+}
+
 /* Bytes read, 0 at EOF, or IO_WANT_READ/IO_WANT_WRITE/IO_ERROR. */
 static ssize_t
 conn_io_read(struct conn *c, void *buf, size_t len)
@@ -191,21 +209,10 @@ conn_io_read(struct conn *c, void *buf, size_t len)
 		    IO_WANT_READ : IO_ERROR;
 	}
 	rc = SSL_read(c->c_ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
-	if (rc > 0)
-		return rc;
-	switch (SSL_get_error(c->c_ssl, rc)) {
-	case SSL_ERROR_WANT_READ:
-		return IO_WANT_READ;
-	case SSL_ERROR_WANT_WRITE:
-		return IO_WANT_WRITE;
-	case SSL_ERROR_ZERO_RETURN:
-		return 0;
-	default:
-		ERR_clear_error();
-		return IO_ERROR;
-	}
+	return rc > 0 ? rc : conn_ssl_result(c, rc);
 }
 
+/* Bytes written, or IO_WANT_READ/IO_WANT_WRITE/IO_ERROR. */
 static ssize_t
 conn_io_write(struct conn *c, const void *buf, size_t len)
 {
@@ -224,15 +231,8 @@ conn_io_write(struct conn *c, const void *buf, size_t len)
 	rc = SSL_write(c->c_ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
 	if (rc > 0)
 		return rc;
-	switch (SSL_get_error(c->c_ssl, rc)) {
-	case SSL_ERROR_WANT_READ:
-		return IO_WANT_READ;
-	case SSL_ERROR_WANT_WRITE:
-		return IO_WANT_WRITE;
-	default:
-		ERR_clear_error();
-		return IO_ERROR;
-	}
+	n = conn_ssl_result(c, rc);
+	return n == 0 ? IO_ERROR : n;
 }
 
 /* Wait for writability (TLS may need it to make progress reading). */

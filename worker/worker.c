@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "conn.h"
 #include "pipeline.h"
 #include "log.h"
@@ -28,7 +29,7 @@ static struct worker	 worker;	/* large: w_rbuf */
 
 static void	worker_accept_cb(struct ev_loop *, ev_io *, int);
 static void	worker_accept_resume_cb(struct ev_loop *, ev_timer *, int);
-static void	worker_signal_cb(struct ev_loop *, ev_signal *, int);
+static void	worker_stop_cb(void *, int);
 static void	worker_stop_timer_cb(struct ev_loop *, ev_timer *, int);
 static void	worker_sweep_cb(struct ev_loop *, ev_check *, int);
 static void	worker_flush_cb(struct ev_loop *, ev_prepare *, int);
@@ -219,27 +220,11 @@ worker_begin_stop(struct worker *w, int sig)
 	worker_conn_gone(w);
 }
 
+/* TERM, INT or QUIT from the master (child.c). */
 static void
-worker_signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
+worker_stop_cb(void *arg, int signum)
 {
-	struct worker	*w = s->data;
-
-	(void)loop;
-	(void)revents;
-	switch (s->signum) {
-	case SIGTERM:
-	case SIGINT:
-	case SIGQUIT:
-		worker_begin_stop(w, s->signum);
-		break;
-	case SIGUSR1:
-		if (log_reopen() == -1)
-			log_warn("cannot reopen log file");
-		break;
-	case SIGHUP:
-		/* Reload is the master's job; a stray HUP must not kill us. */
-		break;
-	}
+	worker_begin_stop(arg, signum);
 }
 
 static void
@@ -276,7 +261,6 @@ int
 worker_main(struct config *cfg, SSL_CTX *ssl_ctx, struct worker_listener *wl,
     size_t nwl, const char *ipc_path, int slot, unsigned int generation)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP };
 	struct worker	*w = &worker;
 	size_t		 i;
 
@@ -296,11 +280,7 @@ worker_main(struct config *cfg, SSL_CTX *ssl_ctx, struct worker_listener *wl,
 
 	if ((w->w_loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		fatalx("cannot create event loop");
-	for (i = 0; i < nitems(sigs); i++) {
-		ev_signal_init(&w->w_sig[i], worker_signal_cb, sigs[i]);
-		w->w_sig[i].data = w;
-		ev_signal_start(w->w_loop, &w->w_sig[i]);
-	}
+	child_signals_start(w->w_loop, &w->w_signals, worker_stop_cb, w);
 	ev_timer_init(&w->w_stop_timer, worker_stop_timer_cb, 0., 0.);
 	w->w_stop_timer.data = w;
 	ev_timer_init(&w->w_accept_resume, worker_accept_resume_cb,

@@ -10,6 +10,7 @@
 #include <ev.h>
 #include <openssl/ssl.h>
 
+#include "child.h"
 #include "config.h"
 
 struct worker_listener {
@@ -41,7 +42,7 @@ struct worker {
 	ev_timer		 w_accept_resume;	/* after EMFILE */
 	uint64_t		 w_emfile_logged;
 
-	ev_signal		 w_sig[5];
+	struct child_signals	 w_signals;
 	ev_timer		 w_stop_timer;
 	ev_check		 w_sweep;
 	ev_prepare		 w_flusher;

@@ -129,9 +129,8 @@ conn_close(struct conn *c)
 		TAILQ_REMOVE(&w->w_flush, c, c_flush_entry);
 		c->c_flush_queued = 0;
 	}
-	if (c->c_ssl != NULL) {
+	if (c->c_ssl != NULL && !c->c_tls_closed) {
 		/* One non-blocking attempt at close_notify; never wait. */
-		SSL_set_quiet_shutdown(c->c_ssl, 0);
 		SSL_shutdown(c->c_ssl);
 		ERR_clear_error();
 	}
@@ -379,8 +378,10 @@ conn_linger(struct conn *c)
 	struct worker	*w = c->c_worker;
 
 	if (c->c_ssl != NULL) {
-		conn_close(c);
-		return;
+		/* close_notify first; what follows is read raw and dropped. */
+		SSL_shutdown(c->c_ssl);
+		ERR_clear_error();
+		c->c_tls_closed = 1;
 	}
 	shutdown(c->c_fd, SHUT_WR);
 	c->c_state = CONN_LINGER;
@@ -432,6 +433,7 @@ conn_http_respond(struct conn *c, int status, const char *extra,
 
 /* ---- Input ---- */
 
+/* Discard what the peer still sends (raw: TLS is over) until its FIN. */
 static void
 conn_linger_read(struct conn *c)
 {
@@ -439,10 +441,10 @@ conn_linger_read(struct conn *c)
 	ssize_t		 n;
 
 	for (;;) {
-		n = conn_io_read(c, w->w_rbuf, sizeof(w->w_rbuf));
-		if (n > 0)
+		n = read(c->c_fd, w->w_rbuf, sizeof(w->w_rbuf));
+		if (n > 0 || (n == -1 && errno == EINTR))
 			continue;
-		if (n == IO_WANT_READ || n == IO_WANT_WRITE)
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		conn_close(c);
 		return;

@@ -52,6 +52,7 @@ struct conn {
 	unsigned int		 c_echo:1;	/* echo endpoint */
 	unsigned int		 c_flush_queued:1;
 	unsigned int		 c_write_wants_read:1;	/* TLS */
+	unsigned int		 c_tls_closed:1;	/* close_notify sent */
 	unsigned int		 c_close_after_flush:1;	/* then TCP */
 	unsigned int		 c_ping_sent:1;
 	unsigned int		 c_close_when_idle:1;	/* 1001 after requests */

@@ -10,7 +10,7 @@
 
 #include "buf.h"
 
-#define EDN_MAX_DEPTH	128
+#define EDN_MAX_DEPTH	32	/* as JSON_MAX_DEPTH: one limit for configs */
 
 /*
  * What is accepted is what clojure.edn/read-string accepts, and it

@@ -10,6 +10,7 @@
 #include "autoconf.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -305,6 +306,7 @@ lookup_reply_cb(void *arg, enum redis_result res, const char *val,
     size_t len)
 {
 	struct lookup	*l = arg;
+	const char	*why;
 	char		 err[128];
 
 	lk.pending--;
@@ -314,12 +316,21 @@ lookup_reply_cb(void *arg, enum redis_result res, const char *val,
 	}
 	switch (res) {
 	case REDIS_FOUND:
-		if (json_valid(val, len)) {
+		if ((why = json_check(val, len)) == NULL) {
 			lookup_finish(l, LOOKUP_OK, val, len);
 			break;
 		}
+		/*
+		 * Not JSON: EDN then.  But JSON that is only too deep or too
+		 * large stays refused: read as EDN it could change meaning
+		 * ({"a":1} would be {"a" :1}, a keyword).
+		 */
 		buf_reset(&lk.conv);
-		if (edn_to_json(val, len, &lk.conv, err, sizeof(err)) == 0) {
+		if (strcmp(why, "nesting too deep") == 0 ||
+		    strcmp(why, "too large") == 0)
+			snprintf(err, sizeof(err), "JSON %s", why);
+		else if (edn_to_json(val, len, &lk.conv, err,
+		    sizeof(err)) == 0) {
 			lookup_finish(l, LOOKUP_OK, lk.conv.b_p,
 			    lk.conv.b_len);
 			break;

@@ -38,7 +38,7 @@
 
 #include "tests/tap.h"
 #include "log.h"
-#include "spool.h"
+#include "dbwriter/spool.h"
 #include "util.h"
 
 #define FRAME(n)	(SPOOL_HDR_LEN + (n))

@@ -16,19 +16,28 @@
 #include <ev.h>
 
 #include "child.h"
+#include "buf.h"
 #include "dbwriter.h"
 #include "ipc_proto.h"
 #include "log.h"
 #include "pg.h"
+#include "record.h"
+#include "store.h"
 #include "util.h"
 
 struct peer {
 	TAILQ_ENTRY(peer)	 p_entry;
 	struct dbwriter		*p_dbw;
+	uint64_t		 p_id;		/* for acks, never reused */
 	int			 p_fd;
 	int			 p_hello;	/* HELLO received */
 	uint32_t		 p_slot;
+	uint32_t		 p_generation;
+	int			 p_handoff;	/* a newer worker: let it go */
 	ev_io			 p_io;
+	struct buf		 p_rec;		/* a record arriving in pieces */
+	uint64_t		 p_rec_seq;
+	uint32_t		 p_rec_total;
 };
 
 struct dbwriter {
@@ -43,6 +52,8 @@ struct dbwriter {
 	int			 d_stopping;
 	struct pg		 d_pg;
 	TAILQ_HEAD(, peer)	 d_peers;
+	uint64_t		 d_next_peer;
+	int			 d_handing_off;
 };
 
 static void	dbw_accept_cb(struct ev_loop *, ev_io *, int);
@@ -52,6 +63,11 @@ static int	dbw_peer_packet(struct peer *, const uint8_t *, size_t);
 static void	dbw_stop_cb(void *, int);
 static void	dbw_stop_timer_cb(struct ev_loop *, ev_timer *, int);
 static void	dbw_maybe_done(struct dbwriter *);
+static int	dbw_peer_record(struct peer *, const uint8_t *, size_t);
+static void	dbw_ack_cb(void *, uint64_t, uint64_t);
+static void	dbw_drained_cb(void *);
+static void	dbw_handoff_cb(void *);
+static void	dbw_peer_handoff(struct peer *);
 
 static void
 dbw_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -73,6 +89,7 @@ dbw_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		}
 		p = xcalloc(1, sizeof(*p));
 		p->p_dbw = d;
+		p->p_id = ++d->d_next_peer;
 		p->p_fd = fd;
 		ev_io_init(&p->p_io, dbw_peer_cb, fd, EV_READ);
 		p->p_io.data = p;
@@ -89,6 +106,7 @@ dbw_peer_close(struct peer *p)
 	ev_io_stop(d->d_loop, &p->p_io);
 	close(p->p_fd);
 	TAILQ_REMOVE(&d->d_peers, p, p_entry);
+	buf_free(&p->p_rec);
 	free(p);
 	dbw_maybe_done(d);
 }
@@ -123,13 +141,95 @@ dbw_peer_packet(struct peer *p, const uint8_t *buf, size_t len)
 		memcpy(&hello, buf, sizeof(hello));
 		p->p_hello = 1;
 		p->p_slot = hello.ihe_slot;
+		p->p_generation = hello.ihe_generation;
 		log_info("worker connected slot=%u generation=%u pid=%u",
 		    hello.ihe_slot, hello.ihe_generation, hello.ihe_pid);
+		dbw_peer_handoff(p);
 		return 0;
 	}
+	if (h.ih_type == IPC_RECORD && len >= sizeof(struct ipc_record))
+		return dbw_peer_record(p, buf, len);
 	log_warnx("unexpected packet from worker slot=%u type=%u",
 	    p->p_slot, h.ih_type);
 	return -1;
+}
+
+/* A record, or a piece of one; pieces come in order, back to back. */
+static int
+dbw_peer_record(struct peer *p, const uint8_t *buf, size_t len)
+{
+	struct ipc_record	h;
+	size_t			piece = len - sizeof(h);
+
+	memcpy(&h, buf, sizeof(h));
+	if (h.irc_total == 0 || h.irc_total > RECORD_SIZE_MAX ||
+	    (uint64_t)h.irc_offset + piece > h.irc_total) {
+		log_warnx("bad record packet from worker slot=%u", p->p_slot);
+		return -1;
+	}
+	if (h.irc_offset == 0) {
+		buf_reset(&p->p_rec);
+		p->p_rec_seq = h.irc_seq;
+		p->p_rec_total = h.irc_total;
+	} else if (h.irc_seq != p->p_rec_seq ||
+	    h.irc_total != p->p_rec_total ||
+	    h.irc_offset != p->p_rec.b_len) {
+		log_warnx("record pieces out of order from worker slot=%u",
+		    p->p_slot);
+		return -1;
+	}
+	buf_append(&p->p_rec, buf + sizeof(h), piece);
+	if (p->p_rec.b_len < h.irc_total)
+		return 0;
+	store_add(p->p_id, h.irc_seq, p->p_rec.b_p, p->p_rec.b_len);
+	buf_reset(&p->p_rec);
+	/* Large buffers go back; most records are small. */
+	if (p->p_rec.b_cap > IPC_MAX_PACKET * 4)
+		buf_free(&p->p_rec);
+	return 0;
+}
+
+/*
+ * While we stop, a worker of a newer generation (it reached us before
+ * we were told to drain) is read no more: it goes to a dbwriter of its
+ * own generation once what we took is durable (dbw_handoff_cb).
+ */
+static void
+dbw_peer_handoff(struct peer *p)
+{
+	struct dbwriter	*d = p->p_dbw;
+
+	if (!d->d_stopping || !p->p_hello || p->p_handoff ||
+	    p->p_generation <= d->d_generation)
+		return;
+	p->p_handoff = 1;
+	ev_io_stop(d->d_loop, &p->p_io);
+}
+
+/* store.c: everything of peer `id` up to `seq` is durable. */
+static void
+dbw_ack_cb(void *arg, uint64_t id, uint64_t seq)
+{
+	struct dbwriter	*d = arg;
+	struct peer	*p;
+	struct ipc_ack	 ack;
+
+	TAILQ_FOREACH(p, &d->d_peers, p_entry)
+		if (p->p_id == id)
+			break;
+	if (p == NULL)
+		return;		/* gone: it resends, the insert is idempotent */
+	memset(&ack, 0, sizeof(ack));
+	ack.irk_hdr.ih_magic = IPC_MAGIC;
+	ack.irk_hdr.ih_version = IPC_VERSION;
+	ack.irk_hdr.ih_type = IPC_ACK;
+	ack.irk_seq = seq;
+	/* Acks are tiny; a full socket means a stuck worker: drop it. */
+	if (send(p->p_fd, &ack, sizeof(ack), MSG_NOSIGNAL | MSG_DONTWAIT) !=
+	    (ssize_t)sizeof(ack)) {
+		log_warn("cannot ack worker slot=%u", p->p_slot);
+		dbw_peer_close(p);
+	}
 }
 
 static void
@@ -165,15 +265,66 @@ dbw_peer_cb(struct ev_loop *loop, ev_io *io, int revents)
 			dbw_peer_close(p);
 			return;
 		}
+		if (p->p_handoff) {
+			dbw_maybe_done(p->p_dbw);
+			return;
+		}
 	}
 }
 
-/* Draining ends when every worker of ours has hung up. */
+/*
+ * Stopping ends when every worker of ours has hung up (they leave once
+ * their rings are acknowledged) and every record is durable.
+ */
 static void
 dbw_maybe_done(struct dbwriter *d)
 {
-	if (d->d_stopping && TAILQ_EMPTY(&d->d_peers))
-		ev_break(d->d_loop, EVBREAK_ALL);
+	struct peer	*p;
+
+	if (!d->d_stopping || d->d_handing_off)
+		return;
+	if (TAILQ_EMPTY(&d->d_peers)) {
+		store_drain(dbw_drained_cb, d);
+		return;
+	}
+	TAILQ_FOREACH(p, &d->d_peers, p_entry)
+		if (!p->p_handoff)
+			return;
+	/* Only newer workers are left: hand them over once all is durable. */
+	store_drain(dbw_handoff_cb, d);
+}
+
+/*
+ * Everything received is durable and acknowledged: close the newer
+ * workers' connections; they reconnect to a dbwriter of their own
+ * generation and resend whatever they sent after we stopped reading.
+ */
+static void
+dbw_handoff_cb(void *arg)
+{
+	struct dbwriter	*d = arg;
+	struct peer	*p;
+
+	/* dbw_peer_close() re-enters dbw_maybe_done(): not while we loop. */
+	d->d_handing_off = 1;
+	for (;;) {
+		TAILQ_FOREACH(p, &d->d_peers, p_entry)
+			if (p->p_handoff)
+				break;
+		if (p == NULL)
+			break;
+		dbw_peer_close(p);
+	}
+	d->d_handing_off = 0;
+	dbw_maybe_done(d);
+}
+
+static void
+dbw_drained_cb(void *arg)
+{
+	struct dbwriter	*d = arg;
+
+	ev_break(d->d_loop, EVBREAK_ALL);
 }
 
 /* TERM, INT or QUIT from the master (child.c). */
@@ -181,6 +332,7 @@ static void
 dbw_stop_cb(void *arg, int signum)
 {
 	struct dbwriter	*d = arg;
+	struct peer	*p;
 
 	if (!d->d_stopping) {
 		log_info("%s slot=%d generation=%u",
@@ -191,11 +343,15 @@ dbw_stop_cb(void *arg, int signum)
 		    d->d_cfg->c_shutdown_timeout / 1000.0, 0.);
 		ev_timer_start(d->d_loop, &d->d_stop_timer);
 	}
+	/*
+	 * TERM and QUIT alike: our workers still send what they hold.  A
+	 * reload's newer workers that reached us before we were told to
+	 * drain are read no more, and handed over (dbw_handoff_cb).
+	 */
 	d->d_stopping = signum;
-	if (signum != SIGQUIT)
-		ev_break(d->d_loop, EVBREAK_ALL);
-	else
-		dbw_maybe_done(d);
+	TAILQ_FOREACH(p, &d->d_peers, p_entry)
+		dbw_peer_handoff(p);
+	dbw_maybe_done(d);
 }
 
 static void
@@ -203,7 +359,7 @@ dbw_stop_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)t;
 	(void)revents;
-	log_warnx("shutdown_timeout reached");
+	log_warnx("shutdown_timeout reached: spooling what is left");
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -213,6 +369,7 @@ dbwriter_main(struct config *cfg, int ipc_fd, int slot,
 {
 	static struct dbwriter	 dbw;
 	struct dbwriter		*d = &dbw;
+	char			 name[32], err[512];
 
 	memset(d, 0, sizeof(*d));
 	d->d_cfg = cfg;
@@ -230,9 +387,16 @@ dbwriter_main(struct config *cfg, int ipc_fd, int slot,
 	ev_io_start(d->d_loop, &d->d_accept);
 
 	log_info("dbwriter started slot=%d generation=%u", slot, generation);
+	/* Unique per generation and slot: an old generation may still drain. */
+	snprintf(name, sizeof(name), "g%u-s%d", generation, slot);
 	pg_start(&d->d_pg, d->d_loop, cfg);
+	if (store_init(d->d_loop, cfg, &d->d_pg, name, dbw_ack_cb, d, err,
+	    sizeof(err)) == -1)
+		fatalx("%s", err);
 	ev_run(d->d_loop, 0);
 
+	store_shutdown();
+	d->d_stopping = 0;
 	while (!TAILQ_EMPTY(&d->d_peers))
 		dbw_peer_close(TAILQ_FIRST(&d->d_peers));
 	pg_stop(&d->d_pg);

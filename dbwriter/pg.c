@@ -19,6 +19,7 @@
 #define PG_BACKOFF_MAX_MS	30000
 
 static void	pg_io_cb(struct ev_loop *, ev_io *, int);
+static void	pg_notice_cb(void *, const char *);
 static void	pg_retry_cb(struct ev_loop *, ev_timer *, int);
 static void	pg_connect(struct pg *);
 static void	pg_poll_connect(struct pg *);
@@ -27,6 +28,15 @@ static void	pg_watch(struct pg *, int);
 static void	pg_setup(struct pg *);
 static void	pg_drain_results(struct pg *);
 static void	pg_ready(struct pg *);
+static void	pg_finished(struct pg *);
+
+/* Server notices ("already exists, skipping") go to the debug log. */
+static void
+pg_notice_cb(void *arg, const char *msg)
+{
+	(void)arg;
+	log_debug("PostgreSQL: %.*s", (int)strcspn(msg, "\n"), msg);
+}
 
 /* Keep one ev_io on the connection's socket with the wanted events. */
 static void
@@ -48,6 +58,8 @@ pg_watch(struct pg *pg, int events)
 static void
 pg_fail(struct pg *pg, const char *what)
 {
+	int	was_busy = pg->pg_state == PG_BUSY;
+	int	was_ready = was_busy || pg->pg_state == PG_READY;
 	char	 reason[512], *nl;
 
 	snprintf(reason, sizeof(reason), "%s", pg->pg_conn != NULL ?
@@ -69,12 +81,23 @@ pg_fail(struct pg *pg, const char *what)
 	pg->pg_backoff_ms *= 2;
 	if (pg->pg_backoff_ms > PG_BACKOFF_MAX_MS)
 		pg->pg_backoff_ms = PG_BACKOFF_MAX_MS;
+	if (was_busy && pg->pg_done != NULL) {
+		pg_done_fn *done = pg->pg_done;
+		pg->pg_done = NULL;
+		done(pg->pg_done_arg, 0, "", reason);
+	}
+	if (was_ready && pg->pg_on_state != NULL)
+		pg->pg_on_state(pg->pg_on_state_arg, 0);
 }
 
 static void
 pg_connect(struct pg *pg)
 {
 	pg->pg_state = PG_CONNECTING;
+	/* Nothing of a previous connection's statements carries over. */
+	pg->pg_failed = 0;
+	pg->pg_sqlstate[0] = '\0';
+	pg->pg_errmsg[0] = '\0';
 	pg->pg_conn = PQconnectStart(pg->pg_cfg->c_pg_conninfo);
 	if (pg->pg_conn == NULL || PQstatus(pg->pg_conn) == CONNECTION_BAD) {
 		pg_fail(pg, "PostgreSQL connection failed");
@@ -95,6 +118,7 @@ pg_poll_connect(struct pg *pg)
 		pg_watch(pg, EV_WRITE);
 		break;
 	case PGRES_POLLING_OK:
+		PQsetNoticeProcessor(pg->pg_conn, pg_notice_cb, NULL);
 		if (PQsetnonblocking(pg->pg_conn, 1) == -1) {
 			pg_fail(pg, "PostgreSQL connection failed");
 			break;
@@ -143,10 +167,68 @@ pg_setup(struct pg *pg)
 static void
 pg_ready(struct pg *pg)
 {
-	pg->pg_state = PG_READY;
-	if (pg->pg_cfg->c_db_create_table)
+	char	sql[1024];
+
+	if (pg->pg_state == PG_SETUP && pg->pg_cfg->c_db_create_table)
 		log_info("table ready table=%s", pg->pg_cfg->c_pg_table);
+	if (pg->pg_state != PG_PREPARE) {
+		/* One statement for every batch: arrays in, rows out. */
+		snprintf(sql, sizeof(sql),
+		    "INSERT INTO %s (request_key, user_id, client_id, status,"
+		    " response, error, latency_ms, created_at)"
+		    " SELECT * FROM unnest($1::text[], $2::text[],"
+		    " $3::text[], $4::int4[], $5::text[], $6::text[],"
+		    " $7::float8[], $8::timestamptz[])"
+		    " ON CONFLICT (request_key) DO NOTHING",
+		    pg->pg_cfg->c_pg_table);
+		if (!PQsendPrepare(pg->pg_conn, "wsgate_insert", sql,
+		    PG_NPARAMS, NULL)) {
+			pg_fail(pg, "PostgreSQL prepare failed");
+			return;
+		}
+		pg->pg_state = PG_PREPARE;
+		pg_watch(pg, EV_READ |
+		    (PQflush(pg->pg_conn) == 1 ? EV_WRITE : 0));
+		return;
+	}
+	pg->pg_state = PG_READY;
 	pg_watch(pg, EV_READ);
+	if (pg->pg_on_state != NULL)
+		pg->pg_on_state(pg->pg_on_state_arg, 1);
+}
+
+void
+pg_on_state(struct pg *pg, pg_state_fn *fn, void *arg)
+{
+	pg->pg_on_state = fn;
+	pg->pg_on_state_arg = arg;
+}
+
+int
+pg_idle(const struct pg *pg)
+{
+	return pg->pg_state == PG_READY;
+}
+
+int
+pg_insert(struct pg *pg, const char *const params[PG_NPARAMS],
+    pg_done_fn *done, void *arg)
+{
+	if (pg->pg_state != PG_READY)
+		return -1;
+	if (!PQsendQueryPrepared(pg->pg_conn, "wsgate_insert", PG_NPARAMS,
+	    params, NULL, NULL, 0)) {
+		pg_fail(pg, "PostgreSQL send failed");
+		return -1;
+	}
+	pg->pg_state = PG_BUSY;
+	pg->pg_done = done;
+	pg->pg_done_arg = arg;
+	pg->pg_failed = 0;
+	pg->pg_sqlstate[0] = '\0';
+	pg->pg_errmsg[0] = '\0';
+	pg_watch(pg, EV_READ | (PQflush(pg->pg_conn) == 1 ? EV_WRITE : 0));
+	return 0;
 }
 
 /* Collect results of the statement in flight without blocking. */
@@ -154,7 +236,7 @@ static void
 pg_drain_results(struct pg *pg)
 {
 	PGresult	*res;
-	int		 failed = 0;
+	char		*nl;
 
 	if (!PQconsumeInput(pg->pg_conn)) {
 		pg_fail(pg, "PostgreSQL connection lost");
@@ -166,30 +248,56 @@ pg_drain_results(struct pg *pg)
 	}
 	while (!PQisBusy(pg->pg_conn)) {
 		if ((res = PQgetResult(pg->pg_conn)) == NULL) {
-			if (pg->pg_state == PG_SETUP && !failed)
-				pg_ready(pg);
+			pg_finished(pg);
 			return;
 		}
 		if (PQresultStatus(res) != PGRES_COMMAND_OK &&
 		    PQresultStatus(res) != PGRES_TUPLES_OK) {
-			char *nl, msg[512];
-			snprintf(msg, sizeof(msg), "%s",
+			const char *st = PQresultErrorField(res,
+			    PG_DIAG_SQLSTATE);
+			snprintf(pg->pg_sqlstate, sizeof(pg->pg_sqlstate), "%s",
+			    st != NULL ? st : "XX000");
+			snprintf(pg->pg_errmsg, sizeof(pg->pg_errmsg), "%s",
 			    PQresultErrorMessage(res));
-			if ((nl = strchr(msg, '\n')) != NULL)
+			if ((nl = strchr(pg->pg_errmsg, '\n')) != NULL)
 				*nl = '\0';
-			log_warnx("PostgreSQL statement failed: %s", msg);
-			failed = 1;
+			pg->pg_failed = 1;
 		}
 		PQclear(res);
-		if (failed && pg->pg_state == PG_SETUP) {
-			/* Drain, then retry the set-up on a new connection. */
-			while ((res = PQgetResult(pg->pg_conn)) != NULL)
-				PQclear(res);
+	}
+	pg_watch(pg, EV_READ);
+}
+
+/* The statement in flight has all its results. */
+static void
+pg_finished(struct pg *pg)
+{
+	pg_done_fn	*done;
+
+	switch (pg->pg_state) {
+	case PG_SETUP:
+	case PG_PREPARE:
+		if (pg->pg_failed) {
+			log_warnx("PostgreSQL statement failed: %s",
+			    pg->pg_errmsg);
 			pg_fail(pg, "PostgreSQL set-up failed");
 			return;
 		}
+		pg_ready(pg);
+		return;
+	case PG_BUSY:
+		pg->pg_state = PG_READY;
+		pg_watch(pg, EV_READ);
+		done = pg->pg_done;
+		pg->pg_done = NULL;
+		if (done != NULL)
+			done(pg->pg_done_arg, !pg->pg_failed, pg->pg_sqlstate,
+			    pg->pg_errmsg);
+		return;
+	default:
+		pg_watch(pg, EV_READ);
+		return;
 	}
-	pg_watch(pg, EV_READ);
 }
 
 static void
@@ -205,6 +313,8 @@ pg_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 		pg_poll_connect(pg);
 		break;
 	case PG_SETUP:
+	case PG_PREPARE:
+	case PG_BUSY:
 		pg_drain_results(pg);
 		break;
 	case PG_READY:

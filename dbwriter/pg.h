@@ -15,9 +15,22 @@ enum pg_state {
 	PG_IDLE = 0,		/* waiting to (re)connect */
 	PG_CONNECTING,
 	PG_SETUP,		/* CREATE TABLE in flight */
+	PG_PREPARE,		/* the insert statement being prepared */
 	PG_READY,
+	PG_BUSY,		/* a batch in flight */
 	PG_STOPPED
 };
+
+/*
+ * A batch finished: ok, or failed with SQLSTATE and message (sqlstate
+ * "" when the connection broke: nothing is known about the batch).
+ */
+typedef void pg_done_fn(void *arg, int ok, const char *sqlstate,
+    const char *msg);
+/* The connection became ready (1) or was lost (0). */
+typedef void pg_state_fn(void *arg, int ready);
+
+#define PG_NPARAMS	8
 
 struct pg {
 	struct ev_loop		*pg_loop;
@@ -28,10 +41,32 @@ struct pg {
 	ev_timer		 pg_retry;
 	unsigned int		 pg_backoff_ms;
 	int			 pg_io_events;
+	pg_done_fn		*pg_done;	/* the batch's callback */
+	void			*pg_done_arg;
+	int			 pg_failed;	/* a result of it failed */
+	char			 pg_sqlstate[6];
+	char			 pg_errmsg[256];
+	pg_state_fn		*pg_on_state;	/* ready / lost */
+	void			*pg_on_state_arg;
 };
 
 /* Start connecting; the connection keeps itself up from then on. */
 void	pg_start(struct pg *, struct ev_loop *, const struct config *);
+
+/* Called whenever the connection becomes ready or is lost. */
+void	pg_on_state(struct pg *, pg_state_fn *, void *);
+
+/* 1 when a batch can be sent now. */
+int	pg_idle(const struct pg *);
+
+/*
+ * Insert rows: the 8 parameters are PostgreSQL array literals (text
+ * format) of request_key, user_id, client_id, status, response, error,
+ * latency_ms and created_at.  Returns 0 (done will be called) or -1 if
+ * the connection is not idle.  Duplicates of request_key are ignored.
+ */
+int	pg_insert(struct pg *, const char *const params[PG_NPARAMS],
+	    pg_done_fn *done, void *arg);
 
 /* Close the connection and stop reconnecting. */
 void	pg_stop(struct pg *);

@@ -8,6 +8,7 @@
  */
 #include "autoconf.h"
 
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,6 +29,7 @@
 #include "log.h"
 #include "master.h"
 #include "proc.h"
+#include "ring.h"
 #include "tls.h"
 #include "util.h"
 
@@ -63,6 +65,10 @@ static struct {
 	struct generation	*cur;
 	struct generation	*gens;		/* all, newest first */
 	struct child		 children[MAX_CHILDREN];
+	struct {
+		void		*mem;
+		size_t		 size;
+	}			 rings[MAX_CHILDREN];	/* per worker slot */
 	unsigned int		 next_gen;
 	int			 ipc_fd;
 	char			 ipc_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -86,6 +92,7 @@ static struct child *child_alloc(enum proc_role, struct generation *, int);
 static void	 child_start(struct child *);
 static void	 start_generation(struct generation *);
 static int	 slot_free(enum proc_role, int);
+static int	 slot_ring(int, const struct config *);
 static void	 reap_children(void);
 static void	 child_exited(struct child *, int);
 static void	 run_timers(void);
@@ -420,6 +427,36 @@ child_alloc(enum proc_role role, struct generation *g, int slot)
 	fatalx("more than %d children", MAX_CHILDREN);
 }
 
+/*
+ * The ring of a worker slot: created on the slot's first use, kept for
+ * the master's life so that records outlive any worker, and handed to
+ * every worker that takes the slot.
+ */
+static int
+slot_ring(int slot, const struct config *cfg)
+{
+	size_t	size;
+	void	*mem;
+
+	if (m.rings[slot].mem != NULL)
+		return 0;
+	size = ring_region_size(cfg->c_ring_size);
+	mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		log_warn("cannot map the ring of slot %d size=%zu", slot, size);
+		return -1;
+	}
+	if (ring_init(mem, size) == NULL) {
+		munmap(mem, size);
+		log_warnx("cannot initialise the ring of slot %d", slot);
+		return -1;
+	}
+	m.rings[slot].mem = mem;
+	m.rings[slot].size = size;
+	return 0;
+}
+
 static void
 child_start(struct child *ch)
 {
@@ -436,6 +473,15 @@ child_start(struct child *ch)
 	ps.ps_ipc_fd = m.ipc_fd;
 	ps.ps_ipc_path = m.ipc_path;
 	ch->ch_respawn_at = 0;
+	if (ch->ch_role == ROLE_WORKER) {
+		if (slot_ring(ch->ch_slot, ch->ch_gen->g_cfg) == -1) {
+			ch->ch_fails++;
+			ch->ch_respawn_at = now_ms() + RESPAWN_BACKOFF_MAX_MS;
+			return;
+		}
+		ps.ps_ring = m.rings[ch->ch_slot].mem;
+		ps.ps_ring_size = m.rings[ch->ch_slot].size;
+	}
 	if ((pid = proc_spawn(&ps)) == -1) {
 		log_warn("fork failed role=%s slot=%d",
 		    proc_role_name(ch->ch_role), ch->ch_slot);

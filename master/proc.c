@@ -137,7 +137,8 @@ proc_spawn(const struct proc_spawn *ps)
 			wl[i].wl_ssl = l->ls_ssl;
 			memcpy(wl[i].wl_name, l->ls_name, sizeof(wl[i].wl_name));
 		}
-		rc = worker_main(ps->ps_cfg, ps->ps_ssl_ctx, wl, n, ps->ps_ipc_path,
+		rc = worker_main(ps->ps_cfg, ps->ps_ssl_ctx, wl, n,
+		    ps->ps_ipc_path, ps->ps_ring, ps->ps_ring_size,
 		    ps->ps_slot, ps->ps_generation);
 	} else {
 		listen_set_close(ps->ps_listeners);

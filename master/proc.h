@@ -24,6 +24,8 @@ struct proc_spawn {
 	struct listen_set	*ps_listeners;
 	SSL_CTX			*ps_ssl_ctx;
 	int			 ps_ipc_fd;	/* dbwriter listening socket */
+	void			*ps_ring;	/* worker: the slot's ring region */
+	size_t			 ps_ring_size;
 	const char		*ps_ipc_path;
 };
 

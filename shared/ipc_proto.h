@@ -8,13 +8,15 @@
 
 #include <stdint.h>
 
-#define IPC_VERSION		1
+#define IPC_VERSION		2
 #define IPC_MAGIC		0x57534754u	/* "WSGT" */
 #define IPC_SOCKET_NAME		"dbwriter.sock"
-#define IPC_MAX_PACKET		65536
+#define IPC_MAX_PACKET		32768	/* fits any socket send buffer */
 
 enum ipc_type {
-	IPC_HELLO = 1		/* worker -> dbwriter, first packet */
+	IPC_HELLO = 1,		/* worker -> dbwriter, first packet */
+	IPC_RECORD,		/* worker -> dbwriter, a record or a piece */
+	IPC_ACK			/* dbwriter -> worker: durable up to seq */
 };
 
 /* Every packet starts with this header, little-endian on the wire. */
@@ -30,6 +32,27 @@ struct ipc_hello {
 	uint32_t	ihe_slot;
 	uint32_t	ihe_generation;
 	uint32_t	ihe_pid;
+} __attribute__((packed));
+
+/*
+ * A record (shared/record.h encoding) travels in one or more RECORD
+ * packets: piece at irc_offset of irc_total bytes; the pieces of one
+ * record are consecutive on the connection.
+ */
+struct ipc_record {
+	struct ipc_hdr	irc_hdr;
+	uint64_t	irc_seq;
+	uint32_t	irc_total;
+	uint32_t	irc_offset;
+	/* followed by the piece's bytes */
+} __attribute__((packed));
+
+#define IPC_RECORD_PIECE	(IPC_MAX_PACKET - sizeof(struct ipc_record))
+
+/* Cumulative: every record of this connection up to irk_seq is durable. */
+struct ipc_ack {
+	struct ipc_hdr	irk_hdr;
+	uint64_t	irk_seq;
 } __attribute__((packed));
 
 #endif /* WSGATE_IPC_PROTO_H */

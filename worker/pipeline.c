@@ -19,7 +19,9 @@
 #include "json.h"
 #include "log.h"
 #include "lookup.h"
+#include "persist.h"
 #include "pipeline.h"
+#include "record.h"
 #include "redis.h"
 #include "upstream.h"
 #include "util.h"
@@ -51,6 +53,8 @@ static void	reply_head(struct buf *, const char *, size_t, int);
 static void	request_finish(struct request *, int, const char *,
 		    struct buf *);
 static void	request_done(struct request *, const struct buf *);
+static int	request_record(struct request *, int, const char *,
+		    const struct buf *);
 static void	pipeline_slice_cb(struct ev_loop *, ev_check *, int);
 static void	pipeline_idle_cb(struct ev_loop *, ev_idle *, int);
 
@@ -148,6 +152,11 @@ pipeline_message(struct conn *c, int opcode, const uint8_t *p, size_t len)
 		    "too many requests");
 		return;
 	}
+	/* No room to record it: refuse before anything happens. */
+	if (!persist_has_room()) {
+		pipeline_error(c, jr.id.p, jr.id.len, 503, "overloaded");
+		return;
+	}
 
 	rq = xcalloc(1, sizeof(*rq));
 	rq->rq_t_start = mono_now();
@@ -183,6 +192,7 @@ pipeline_config_cb(void *arg, enum lookup_status st, const char *json,
 	case LOOKUP_OK:
 		buf_append(&rq->rq_body, json, len);
 		buf_appendc(&rq->rq_body, '}');
+		rq->rq_upstream = 1;
 		upstream_post(rq->rq_body.b_p, rq->rq_body.b_len, rq->rq_key,
 		    pipeline_upstream_cb, rq);
 		break;
@@ -235,6 +245,16 @@ request_finish(struct request *rq, int status, const char *error,
 {
 	rq->rq_status = status;
 	rq->rq_error = error;
+	/*
+	 * A request that reached the upstream is recorded before its reply
+	 * leaves; if the ring cannot take the record, the client gets 503
+	 * instead, so no upstream answer goes out unrecorded.
+	 */
+	if (rq->rq_upstream && request_record(rq, status, error, body) == -1) {
+		status = rq->rq_status = 503;
+		error = rq->rq_error = "overloaded";
+		body = NULL;
+	}
 	if (error == NULL && body != NULL && body->b_len > PIPELINE_SLICE) {
 		/* Take the body over from the upstream call. */
 		rq->rq_resp = *body;
@@ -261,6 +281,39 @@ request_finish(struct request *rq, int status, const char *error,
 	}
 	buf_append(&pl.reply, "\"}", 2);
 	request_done(rq, &pl.reply);
+}
+
+/* Append the request's record to the ring.  0, or -1 if it did not fit. */
+static int
+request_record(struct request *rq, int status, const char *error,
+    const struct buf *body)
+{
+	struct record	r;
+	struct timespec	ts;
+
+	memset(&r, 0, sizeof(r));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	r.r_created_at = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	r.r_latency_ms = (mono_now() - rq->rq_t_start) * 1000.0;
+	r.r_request_key.p = rq->rq_key;
+	r.r_request_key.len = strlen(rq->rq_key);
+	r.r_user_id.p = rq->rq_user;
+	r.r_user_id.len = rq->rq_userlen;
+	if (rq->rq_id != NULL) {
+		r.r_client_id.p = rq->rq_id;
+		r.r_client_id.len = rq->rq_idlen;
+	}
+	if (error == NULL) {
+		r.r_has_status = 1;
+		r.r_status = status;
+		r.r_response.p = body != NULL && body->b_p != NULL ?
+		    body->b_p : "";
+		r.r_response.len = body != NULL ? body->b_len : 0;
+	} else {
+		r.r_error.p = error;
+		r.r_error.len = strlen(error);
+	}
+	return persist_append(&r);
 }
 
 /* Send the finished reply and free the request. */

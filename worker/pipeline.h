@@ -32,6 +32,7 @@ struct request {
 	size_t			 rq_resp_off;	/* ... escaped this far */
 	struct buf		 rq_reply;	/* ... into this reply */
 	int			 rq_status;	/* reply status */
+	int			 rq_upstream;	/* reached the upstream stage */
 	const char		*rq_error;	/* NULL on an upstream reply */
 	/* Timings (seconds, monotonic), kept for metrics and the record. */
 	double			 rq_t_start;

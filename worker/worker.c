@@ -16,6 +16,7 @@
 
 #include "child.h"
 #include "conn.h"
+#include "persist.h"
 #include "pipeline.h"
 #include "log.h"
 #include "util.h"
@@ -30,6 +31,7 @@ static struct worker	 worker;	/* large: w_rbuf */
 static void	worker_accept_cb(struct ev_loop *, ev_io *, int);
 static void	worker_accept_resume_cb(struct ev_loop *, ev_timer *, int);
 static void	worker_stop_cb(void *, int);
+static void	worker_acked_cb(void *);
 static void	worker_stop_timer_cb(struct ev_loop *, ev_timer *, int);
 static void	worker_sweep_cb(struct ev_loop *, ev_check *, int);
 static void	worker_flush_cb(struct ev_loop *, ev_prepare *, int);
@@ -162,11 +164,22 @@ worker_accept_resume_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		worker_accept_enable(w, 1);
 }
 
+/*
+ * A draining worker exits once its connections are gone, its requests
+ * answered and every record acknowledged by a dbwriter.
+ */
 void
 worker_conn_gone(struct worker *w)
 {
-	if (w->w_draining && w->w_nconns == 0 && pipeline_pending() == 0)
+	if (w->w_draining && w->w_nconns == 0 && pipeline_pending() == 0 &&
+	    persist_pending() == 0)
 		ev_break(w->w_loop, EVBREAK_ALL);
+}
+
+static void
+worker_acked_cb(void *arg)
+{
+	worker_conn_gone(arg);
 }
 
 /*
@@ -259,14 +272,14 @@ worker_flush_cb(struct ev_loop *loop, ev_prepare *prep, int revents)
 
 int
 worker_main(struct config *cfg, SSL_CTX *ssl_ctx, struct worker_listener *wl,
-    size_t nwl, const char *ipc_path, int slot, unsigned int generation)
+    size_t nwl, const char *ipc_path, void *ring_mem, size_t ring_size,
+    int slot, unsigned int generation)
 {
 	struct worker	*w = &worker;
 	size_t		 i;
 
 	srand48((long)getpid() ^ (long)now_ms());
 
-	(void)ipc_path;
 	memset(w, 0, sizeof(*w));
 	w->w_cfg = cfg;
 	w->w_ssl_ctx = ssl_ctx;
@@ -304,6 +317,8 @@ worker_main(struct config *cfg, SSL_CTX *ssl_ctx, struct worker_listener *wl,
 	w->w_accepting = 1;
 	worker_accept_enable(w, 1);
 
+	persist_init(w->w_loop, cfg, ring_mem, ring_size, ipc_path, slot,
+	    generation, worker_acked_cb, w);
 	pipeline_init(w);
 	log_info("worker started slot=%d generation=%u", slot, generation);
 	ev_run(w->w_loop, 0);
@@ -312,6 +327,11 @@ worker_main(struct config *cfg, SSL_CTX *ssl_ctx, struct worker_listener *wl,
 	while (!TAILQ_EMPTY(&w->w_conns))
 		conn_close(TAILQ_FIRST(&w->w_conns));
 	pipeline_shutdown();
+	if (persist_pending() > 0)
+		log_warnx("exiting with records not acknowledged records=%lu "
+		    "slot=%d (the next worker of this slot sends them)",
+		    persist_pending(), slot);
+	persist_shutdown();
 	conn_sweep(w);
 	log_info("worker exiting slot=%d generation=%u", slot, generation);
 	config_free(cfg);

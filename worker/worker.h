@@ -61,7 +61,8 @@ struct worker {
  * listener fds and of cfg; the TLS context is shared with the master.  Returns the process exit status.
  */
 int	worker_main(struct config *cfg, SSL_CTX *, struct worker_listener *,
-	    size_t, const char *ipc_path, int slot, unsigned int generation);
+	    size_t, const char *ipc_path, void *ring_mem, size_t ring_size,
+	    int slot, unsigned int generation);
 
 /* A connection closed: exits the loop once draining and idle. */
 void	worker_conn_gone(struct worker *);

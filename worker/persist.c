@@ -1,0 +1,316 @@
+/*
+ * Persistence, worker side: shared-memory ring -> Unix socket -> ack.
+ *
+ * Delivery is at least once: after a reconnect (or in a replacement
+ * worker) everything not acknowledged is sent again from the ring, and
+ * the table's unique request_key makes the insert idempotent.
+ */
+#include "autoconf.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ipc_proto.h"
+#include "log.h"
+#include "persist.h"
+#include "ring.h"
+#include "util.h"
+
+#define PERSIST_BACKOFF_MIN_MS	50
+#define PERSIST_BACKOFF_MAX_MS	2000
+/* Room kept free so a request admitted now can still be recorded. */
+#define PERSIST_HEADROOM_DIV	8
+
+static struct {
+	struct ev_loop		*loop;
+	const struct config	*cfg;
+	struct ring		*ring;
+	const char		*path;
+	int			 slot;
+	unsigned int		 generation;
+	int			 fd;
+	int			 connected;
+	ev_io			 rio;
+	ev_io			 wio;
+	ev_timer		 retry;
+	unsigned int		 backoff_ms;
+	struct ring_cursor	 cursor;
+	/* The record being sent, possibly in pieces. */
+	const uint8_t		*cur;
+	size_t			 cur_len;
+	size_t			 cur_off;
+	uint64_t		 cur_seq;
+	void			(*on_ack)(void *);
+	void			*on_ack_arg;
+} ps;
+
+static void	persist_connect(void);
+static void	persist_disconnect(const char *);
+static void	persist_flush(void);
+static void	persist_read_cb(struct ev_loop *, ev_io *, int);
+static void	persist_write_cb(struct ev_loop *, ev_io *, int);
+static void	persist_retry_cb(struct ev_loop *, ev_timer *, int);
+
+void
+persist_init(struct ev_loop *loop, const struct config *cfg, void *mem,
+    size_t size, const char *ipc_path, int slot, unsigned int generation,
+    void (*on_ack)(void *), void *arg)
+{
+	struct ring_recovery	rec;
+
+	memset(&ps, 0, sizeof(ps));
+	ps.loop = loop;
+	ps.cfg = cfg;
+	ps.path = ipc_path;
+	ps.slot = slot;
+	ps.generation = generation;
+	ps.fd = -1;
+	ps.on_ack = on_ack;
+	ps.on_ack_arg = arg;
+	ps.backoff_ms = PERSIST_BACKOFF_MIN_MS;
+	if ((ps.ring = ring_attach(mem, size, &rec)) == NULL)
+		fatalx("ring of slot %d is damaged", slot);
+	if (rec.rr_records > 0 || rec.rr_torn || rec.rr_corrupt > 0)
+		log_info("ring recovered slot=%d records=%llu bytes=%llu "
+		    "torn=%d", slot, (unsigned long long)rec.rr_records,
+		    (unsigned long long)rec.rr_bytes, rec.rr_torn);
+	ev_init(&ps.rio, persist_read_cb);
+	ev_init(&ps.wio, persist_write_cb);
+	ev_timer_init(&ps.retry, persist_retry_cb, 0., 0.);
+	persist_connect();
+}
+
+int
+persist_has_room(void)
+{
+	size_t	cap = ring_capacity(ps.ring);
+
+	return ring_used_bytes(ps.ring) + cap / PERSIST_HEADROOM_DIV <= cap;
+}
+
+unsigned long
+persist_pending(void)
+{
+	return ps.ring != NULL ? (unsigned long)ring_count(ps.ring) : 0;
+}
+
+int
+persist_append(const struct record *r)
+{
+	size_t		 len = record_encoded_size(r);
+	uint64_t	 seq;
+	void		*p;
+
+	if (len == 0) {
+		log_warnx("record cannot be encoded (field over its limit)");
+		return -1;
+	}
+	if (len > ring_max_record(ps.ring)) {
+		log_warnx("record of %zu bytes exceeds the ring (ring_size "
+		    "%zu)", len, ring_capacity(ps.ring));
+		return -1;
+	}
+	if ((p = ring_reserve(ps.ring, len, &seq)) == NULL)
+		return -1;
+	{
+		struct record tmp = *r;
+		tmp.r_seq = seq;
+		record_encode(&tmp, p, len);
+	}
+	ring_commit(ps.ring);
+	if (ps.connected && !ev_is_active(&ps.wio))
+		ev_io_start(ps.loop, &ps.wio);
+	return 0;
+}
+
+/* ---- Connection ---- */
+
+static void
+persist_connect(void)
+{
+	struct sockaddr_un	sun;
+	struct ipc_hello	hello;
+	int			fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strlcpy(sun.sun_path, ps.path, sizeof(sun.sun_path));
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		persist_disconnect("socket");
+		return;
+	}
+	/* A local connect completes at once or fails (ECONNREFUSED...). */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		close(fd);
+		persist_disconnect(strerror(errno));
+		return;
+	}
+	memset(&hello, 0, sizeof(hello));
+	hello.ihe_hdr.ih_magic = IPC_MAGIC;
+	hello.ihe_hdr.ih_version = IPC_VERSION;
+	hello.ihe_hdr.ih_type = IPC_HELLO;
+	hello.ihe_slot = (uint32_t)ps.slot;
+	hello.ihe_generation = ps.generation;
+	hello.ihe_pid = (uint32_t)getpid();
+	if (send(fd, &hello, sizeof(hello), MSG_NOSIGNAL) !=
+	    (ssize_t)sizeof(hello)) {
+		close(fd);
+		persist_disconnect(strerror(errno));
+		return;
+	}
+	ps.fd = fd;
+	ps.connected = 1;
+	ps.backoff_ms = PERSIST_BACKOFF_MIN_MS;
+	/* Everything not acknowledged goes again, oldest first. */
+	ring_rewind(ps.ring, &ps.cursor);
+	ps.cur = NULL;
+	ev_io_set(&ps.rio, fd, EV_READ);
+	ev_io_start(ps.loop, &ps.rio);
+	ev_io_set(&ps.wio, fd, EV_WRITE);
+	ev_io_start(ps.loop, &ps.wio);
+	log_debug("connected to the dbwriters unacked=%llu",
+	    (unsigned long long)ring_count(ps.ring));
+}
+
+static void
+persist_disconnect(const char *why)
+{
+	if (ps.fd != -1) {
+		ev_io_stop(ps.loop, &ps.rio);
+		ev_io_stop(ps.loop, &ps.wio);
+		close(ps.fd);
+		ps.fd = -1;
+	}
+	if (ps.connected || ps.backoff_ms >= PERSIST_BACKOFF_MAX_MS)
+		log_warnx("dbwriter connection lost: %s retry_in=%ums", why,
+		    ps.backoff_ms);
+	ps.connected = 0;
+	ps.cur = NULL;
+	ev_timer_set(&ps.retry, ps.backoff_ms / 1000.0, 0.);
+	ev_timer_start(ps.loop, &ps.retry);
+	ps.backoff_ms *= 2;
+	if (ps.backoff_ms > PERSIST_BACKOFF_MAX_MS)
+		ps.backoff_ms = PERSIST_BACKOFF_MAX_MS;
+}
+
+static void
+persist_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)t;
+	(void)revents;
+	if (!ps.connected)
+		persist_connect();
+}
+
+/* Send records from the cursor until the socket is full. */
+static void
+persist_flush(void)
+{
+	uint8_t			 pkt[IPC_MAX_PACKET];
+	struct ipc_record	*h = (struct ipc_record *)(void *)pkt;
+	const void		*data;
+	size_t			 piece;
+	ssize_t			 n;
+
+	for (;;) {
+		if (ps.cur == NULL) {
+			if (ring_next(ps.ring, &ps.cursor, &data, &ps.cur_len,
+			    &ps.cur_seq) != 1) {
+				ev_io_stop(ps.loop, &ps.wio);
+				return;
+			}
+			ps.cur = data;
+			ps.cur_off = 0;
+		}
+		piece = ps.cur_len - ps.cur_off;
+		if (piece > IPC_RECORD_PIECE)
+			piece = IPC_RECORD_PIECE;
+		memset(h, 0, sizeof(*h));
+		h->irc_hdr.ih_magic = IPC_MAGIC;
+		h->irc_hdr.ih_version = IPC_VERSION;
+		h->irc_hdr.ih_type = IPC_RECORD;
+		h->irc_seq = ps.cur_seq;
+		h->irc_total = (uint32_t)ps.cur_len;
+		h->irc_offset = (uint32_t)ps.cur_off;
+		memcpy(pkt + sizeof(*h), ps.cur + ps.cur_off, piece);
+		n = send(ps.fd, pkt, sizeof(*h) + piece,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				ev_io_start(ps.loop, &ps.wio);
+				return;
+			}
+			if (errno == EINTR)
+				continue;
+			persist_disconnect(strerror(errno));
+			return;
+		}
+		ps.cur_off += piece;
+		if (ps.cur_off == ps.cur_len)
+			ps.cur = NULL;
+	}
+}
+
+static void
+persist_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)io;
+	(void)revents;
+	persist_flush();
+}
+
+static void
+persist_read_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct ipc_ack	ack;
+	ssize_t		n;
+
+	(void)loop;
+	(void)io;
+	(void)revents;
+	for (;;) {
+		n = recv(ps.fd, &ack, sizeof(ack), MSG_DONTWAIT);
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			persist_disconnect(n == 0 ? "closed by the dbwriter" :
+			    strerror(errno));
+			return;
+		}
+		if ((size_t)n != sizeof(ack) || ack.irk_hdr.ih_magic !=
+		    IPC_MAGIC || ack.irk_hdr.ih_type != IPC_ACK) {
+			persist_disconnect("bad packet from the dbwriter");
+			return;
+		}
+		/*
+		 * The piece being sent may point into space this ack frees
+		 * only if it was acknowledged, which cannot happen before it
+		 * was sent whole.
+		 */
+		if (ring_ack(ps.ring, ack.irk_seq) > 0 && ps.on_ack != NULL)
+			ps.on_ack(ps.on_ack_arg);
+	}
+}
+
+void
+persist_shutdown(void)
+{
+	ev_timer_stop(ps.loop, &ps.retry);
+	if (ps.fd != -1) {
+		ev_io_stop(ps.loop, &ps.rio);
+		ev_io_stop(ps.loop, &ps.wio);
+		close(ps.fd);
+		ps.fd = -1;
+	}
+	ps.connected = 0;
+}

@@ -281,7 +281,9 @@ def check_rows(t, pg, table, ids, label, prefix=None, allow_missing=(), timeout=
     missing = sorted(i for i in ids if json_text(i) not in counts)
     really_missing = [i for i in missing if i not in set(allow_missing)]
     dup = sorted((k, v) for k, v in counts.items() if v > 1)
-    t.ok(not really_missing, "%s: all %d upstream-stage replies have a row" % (label, len(ids)),
+    t.ok(not really_missing, "%s: all %d upstream-stage replies have a row%s" % (
+        label, len(ids), " (%d damaged allowed to miss)" % len(allow_missing)
+        if allow_missing else ""),
          lambda: "%d missing, e.g. %r" % (len(really_missing), really_missing[:20]))
     t.ok(not dup, "%s: no client_id has more than one row (%d rows)" % (
         label, sum(counts.values())),

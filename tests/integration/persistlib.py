@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import T  # noqa: E402
 import wsclient  # noqa: E402
-from wsclient import WS, OP_TEXT, OP_CLOSE  # noqa: E402
+from wsclient import WS, OP_CLOSE  # noqa: E402
 
 UPSTREAM_ERRORS = ("upstream error", "upstream timeout")
 

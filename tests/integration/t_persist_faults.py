@@ -21,7 +21,6 @@ the lock held 5 s, not 10 s) to keep the file near 2 minutes; each
 scenario has its own wsgate and table, db_spool_after 500ms."""
 
 import glob
-import json
 import os
 import re
 import signal
@@ -33,8 +32,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import T  # noqa: E402
 import persistlib as pl  # noqa: E402
-from persistlib import json_text  # noqa: E402
-from t_pipeline import Client  # noqa: E402
 
 THREADS, DEPTH = 3, 6
 P99_FACTOR = 3.0        # asserted; the issue's target of 1.5 is reported

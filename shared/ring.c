@@ -465,9 +465,16 @@ ring_used_bytes(const struct ring *r)
 {
 	uint64_t	tail;
 
-	/* Tail first: head only grows, so head - tail cannot go negative. */
+	uint64_t	used;
+
+	/*
+	 * Tail first: head only grows, so head - tail cannot go negative.
+	 * Another process may see tail and head move between the two loads
+	 * (head - old tail > capacity): the answer is at most the capacity.
+	 */
 	tail = LOAD(r, rh_tail);
-	return (size_t)(LOAD(r, rh_head) - tail);
+	used = LOAD(r, rh_head) - tail;
+	return (size_t)(used > r->rh_capacity ? r->rh_capacity : used);
 }
 
 uint64_t
@@ -475,9 +482,13 @@ ring_count(const struct ring *r)
 {
 	uint64_t	acked;
 
+	uint64_t	n, most = r->rh_capacity / sizeof(struct ring_rec);
+
 	/* Acked first: appended only grows and is never below it. */
 	acked = LOAD(r, rh_acked);
-	return LOAD(r, rh_appended) - acked;
+	n = LOAD(r, rh_appended) - acked;
+	/* As in ring_used_bytes(): an observer's two loads may straddle. */
+	return n > most ? most : n;
 }
 
 uint64_t

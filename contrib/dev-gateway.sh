@@ -16,7 +16,7 @@ build="$src/build/dev"
 
 pkgs="build-essential autoconf automake libtool pkg-config libev-dev
 libhiredis-dev libcurl4-openssl-dev libpq-dev libjsmn-dev libssl-dev
-redis-server postgresql python3"
+redis-server postgresql python3 python3-websockets"
 
 missing=""
 for p in $pkgs; do
@@ -72,6 +72,14 @@ until "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; do
 done
 "$pgbin/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres wsgate
 
+# A demo user: EDN, as the original Clojure service stored configs.
+i=0
+until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
+	i=$((i + 1)); [ $i -lt 50 ] || { echo "Redis did not start"; exit 1; }
+	sleep 0.1
+done
+redis-cli -p "$redis_port" set cfg:42 '{:greeting "hello" :limits {:rps 10}}' >/dev/null
+
 up_port=$(free_port)
 python3 "$src/tests/integration/upstream.py" --port "$up_port" \
     >"$state/upstream.log" 2>&1 &
@@ -96,6 +104,9 @@ cat <<MSG
 dev-gateway: Redis 127.0.0.1:$redis_port, PostgreSQL 127.0.0.1:$pg_port,
 dev-gateway: upstream http://127.0.0.1:$up_port/echo, state in $state
 dev-gateway: wsgate on ws://127.0.0.1:$port/ws, admin http://127.0.0.1:$admin_port/healthz
+dev-gateway: try: python3 -m websockets ws://127.0.0.1:$port/ws
+dev-gateway:      {"id": 1, "user-id": "42", "payload": {"hello": "world"}}
+dev-gateway: rows: psql -h 127.0.0.1 -p $pg_port -U postgres wsgate -c 'table responses'
 dev-gateway: Ctrl-C to stop
 MSG
 "$build/wsgate" -c "$state/wsgate.conf" &

@@ -50,6 +50,8 @@
 #define WSB_MAX_INFLIGHT	65536
 #define WSB_MAX_SIZE		(64 * 1024 * 1024)
 #define WSB_FD_RESERVE		32		/* stdio, epoll, signals */
+#define WSB_PFX			128		/* reply bytes kept for --match id */
+#define WSB_MAX_SHOWN		5		/* non-2xx replies printed */
 
 #define WS_OP_CONT		0x0
 #define WS_OP_TEXT		0x1
@@ -82,6 +84,21 @@ enum tmpl_kind {
 	TMPL_SEQ,
 	TMPL_CONN,
 	TMPL_PAD
+};
+
+/*
+ * --match id: requests in flight on a connection, keyed by sequence
+ * number (open addressing, linear probing; key = seq + 1, 0 = empty).
+ */
+struct slot {
+	uint64_t	 s_key;
+	uint64_t	 s_ts;		/* send time, ns; 0 = not written yet */
+};
+
+enum match_mode {
+	MATCH_AUTO,
+	MATCH_FIFO,
+	MATCH_ID
 };
 
 struct tmpl_seg {
@@ -130,8 +147,14 @@ struct conn {
 	/*
 	 * Requests in flight: FIFO of send times (ns, 0 = queued but not yet
 	 * written).  The c_unstamped newest entries are not written yet.
+	 * With --match id, c_tab (keyed by sequence number) replaces the
+	 * FIFO and c_pfx keeps the first WSB_PFX bytes of the message being
+	 * received.
 	 */
 	uint64_t	*c_fifo;
+	struct slot	*c_tab;
+	unsigned char	*c_pfx;
+	size_t		 c_pfxlen;
 	unsigned int	 c_fhead;
 	unsigned int	 c_fcount;
 	unsigned int	 c_unstamped;
@@ -177,6 +200,8 @@ struct bench {
 	unsigned int		 b_pending;
 	int			 b_json;
 	int			 b_idle;
+	enum match_mode		 b_match;
+	size_t			 b_tabcap;	/* power of 2, >= 2 * inflight */
 	char			*b_headers;	/* extra lines, CRLF-ended */
 	size_t			 b_headerslen;
 	int			 b_src;
@@ -214,6 +239,9 @@ struct bench {
 	uint64_t		 b_bytes_sent;
 	uint64_t		 b_bytes_recv;
 	uint64_t		 b_pings;
+	uint64_t		 b_unmatched;	/* --match id: no known id */
+	uint64_t		 b_status[7];	/* none, 1xx .. 5xx, other */
+	unsigned int		 b_shown;
 	unsigned int		 b_nerrors;
 	uint64_t		 b_suppressed;
 	struct conn		*b_flushq;
@@ -267,6 +295,13 @@ static void	 ws_fail(struct conn *, const char *, ...)
 static int	 ws_frame_end(struct conn *, uint64_t);
 static int	 ws_on_close(struct conn *);
 static void	 ws_on_message(struct conn *, uint64_t);
+static int	 pfx_number(const unsigned char *, size_t, const char *,
+		    uint64_t *);
+static struct slot *tab_find(struct conn *, uint64_t);
+static void	 tab_insert(struct conn *, uint64_t);
+static void	 tab_delete(struct conn *, struct slot *);
+static struct slot *tab_oldest(struct conn *);
+static void	 match_reply(struct conn *, uint64_t);
 
 static void	 conn_error(const char *, ...)
 		    __attribute__((__format__(__printf__, 1, 2)));
@@ -336,6 +371,9 @@ usage(FILE *fp)
 "                      A..B, round-robin (more than ~28k connections)\n"
 "      --idle          open, handshake and hold connections idle; prints\n"
 "                      \"established N\" once all are up\n"
+"      --match MODE    how replies complete requests: fifo (oldest first),\n"
+"                      id (by the reply's \"id\" number = the request's\n"
+"                      {seq}), auto (default: id when -m has \"id\":{seq})\n"
 "      --json          one-line JSON summary instead of the report\n"
 "  -h, --help          this text\n");
 }
@@ -870,8 +908,18 @@ ws_input(struct conn *c, const unsigned char *p, size_t n, uint64_t now)
 			if (c->c_opcode >= WS_OP_CLOSE) {
 				memcpy(c->c_ctl + c->c_ctllen, p, take);
 				c->c_ctllen += (unsigned char)take;
-			} else if (b.b_measuring)
-				b.b_bytes_recv += take;
+			} else {
+				if (c->c_pfx != NULL && c->c_pfxlen < WSB_PFX) {
+					size_t	k = WSB_PFX - c->c_pfxlen;
+
+					if (k > take)
+						k = take;
+					memcpy(c->c_pfx + c->c_pfxlen, p, k);
+					c->c_pfxlen += k;
+				}
+				if (b.b_measuring)
+					b.b_bytes_recv += take;
+			}
 			p += take;
 			n -= take;
 			c->c_remain -= take;
@@ -955,6 +1003,7 @@ ws_frame_begin(struct conn *c)
 			    "message");
 			return -1;
 		}
+		c->c_pfxlen = 0;
 		break;
 	case WS_OP_CLOSE:
 	case WS_OP_PING:
@@ -1038,12 +1087,19 @@ ws_on_close(struct conn *c)
 	return -1;
 }
 
-/* A complete message completes the oldest request in flight. */
+/*
+ * A complete message completes the oldest request in flight, or with
+ * --match id the one whose {seq} its "id" carries.
+ */
 static void
 ws_on_message(struct conn *c, uint64_t now)
 {
 	uint64_t	ts;
 
+	if (c->c_tab != NULL) {
+		match_reply(c, now);
+		return;
+	}
 	if (c->c_fcount == 0) {
 		b.b_unexpected++;
 		return;
@@ -1051,6 +1107,148 @@ ws_on_message(struct conn *c, uint64_t now)
 	ts = c->c_fifo[c->c_fhead];
 	if (++c->c_fhead == b.b_inflight)
 		c->c_fhead = 0;
+	c->c_fcount--;
+	if (c->c_unstamped > c->c_fcount)
+		c->c_unstamped = c->c_fcount;
+	if (!b.b_measuring)
+		return;
+	b.b_received++;
+	if (ts != 0)
+		hist_record(&b.b_hist, now > ts ? (now - ts) / 1000 : 0);
+}
+
+/*
+ * The number after the first `"key":` (whitespace allowed around the
+ * colon) in the message prefix; 0 if found.
+ */
+static int
+pfx_number(const unsigned char *p, size_t len, const char *key, uint64_t *v)
+{
+	const unsigned char	*q, *end = p + len;
+	size_t			 klen = strlen(key);
+	int			 digits = 0;
+
+	if ((q = memmem(p, len, key, klen)) == NULL)
+		return -1;
+	q += klen;
+	while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
+		q++;
+	if (q == end || *q != ':')
+		return -1;
+	q++;
+	while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
+		q++;
+	for (*v = 0; q < end && *q >= '0' && *q <= '9' && digits < 19; q++) {
+		*v = *v * 10 + (uint64_t)(*q - '0');
+		digits++;
+	}
+	return digits > 0 ? 0 : -1;
+}
+
+static struct slot *
+tab_find(struct conn *c, uint64_t seq)
+{
+	size_t		 mask = b.b_tabcap - 1, i = (size_t)seq & mask;
+	struct slot	*s;
+
+	for (;;) {
+		s = &c->c_tab[i];
+		if (s->s_key == 0)
+			return NULL;
+		if (s->s_key == seq + 1)
+			return s;
+		i = (i + 1) & mask;
+	}
+}
+
+/* At most INFLIGHT keys in 2 * INFLIGHT slots: there is always room. */
+static void
+tab_insert(struct conn *c, uint64_t seq)
+{
+	size_t	mask = b.b_tabcap - 1, i = (size_t)seq & mask;
+
+	while (c->c_tab[i].s_key != 0)
+		i = (i + 1) & mask;
+	c->c_tab[i].s_key = seq + 1;
+	c->c_tab[i].s_ts = 0;
+}
+
+/* Linear probing deletion: shift later entries of the run back. */
+static void
+tab_delete(struct conn *c, struct slot *s)
+{
+	size_t	mask = b.b_tabcap - 1, i = (size_t)(s - c->c_tab), j = i, k;
+
+	for (;;) {
+		j = (j + 1) & mask;
+		if (c->c_tab[j].s_key == 0)
+			break;
+		k = (size_t)(c->c_tab[j].s_key - 1) & mask;	/* home slot */
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		c->c_tab[i] = c->c_tab[j];
+		i = j;
+	}
+	c->c_tab[i].s_key = 0;
+}
+
+static struct slot *
+tab_oldest(struct conn *c)
+{
+	struct slot	*s, *best = NULL;
+	size_t		 i;
+
+	for (i = 0; i < b.b_tabcap; i++) {
+		s = &c->c_tab[i];
+		if (s->s_key != 0 && (best == NULL || s->s_key < best->s_key))
+			best = s;
+	}
+	return best;
+}
+
+/*
+ * --match id: the reply's "id" names the request (its {seq}).  A reply
+ * without a known id completes the oldest request instead and is
+ * counted as unmatched.  "status" is counted by class over the whole
+ * run; the first WSB_MAX_SHOWN replies that are not 2xx are printed.
+ */
+static void
+match_reply(struct conn *c, uint64_t now)
+{
+	struct slot	*s = NULL;
+	uint64_t	 id, status, ts;
+	size_t		 cls, i;
+	char		 text[WSB_PFX + 1];
+
+	if (pfx_number(c->c_pfx, c->c_pfxlen, "\"status\"", &status) == -1)
+		cls = 0;
+	else if (status >= 100 && status <= 599)
+		cls = (size_t)(status / 100);
+	else
+		cls = 6;
+	b.b_status[cls]++;
+	if (cls != 2 && b.b_shown < WSB_MAX_SHOWN) {
+		b.b_shown++;
+		for (i = 0; i < c->c_pfxlen; i++)
+			text[i] = c->c_pfx[i] >= 0x20 && c->c_pfx[i] < 0x7f ?
+			    (char)c->c_pfx[i] : '?';
+		text[i] = '\0';
+		fprintf(stderr, "wsbench: reply that is not 2xx: %s%s\n", text,
+		    c->c_pfxlen == WSB_PFX ? "..." : "");
+	}
+
+	if (c->c_fcount == 0) {
+		b.b_unexpected++;
+		return;
+	}
+	if (pfx_number(c->c_pfx, c->c_pfxlen, "\"id\"", &id) == 0)
+		s = tab_find(c, id);
+	if (s == NULL) {
+		b.b_unmatched++;
+		s = tab_oldest(c);
+	}
+	ts = s->s_ts;
+	tab_delete(c, s);
 	c->c_fcount--;
 	if (c->c_unstamped > c->c_fcount)
 		c->c_unstamped = c->c_fcount;
@@ -1322,7 +1520,14 @@ conn_opened(struct conn *c)
 	b.b_ok++;
 	b.b_active++;
 	if (!b.b_idle) {
-		c->c_fifo = xmalloc(b.b_inflight * sizeof(*c->c_fifo));
+		if (b.b_match == MATCH_ID) {
+			c->c_tab = calloc(b.b_tabcap, sizeof(*c->c_tab));
+			if (c->c_tab == NULL)
+				die("out of memory");
+			c->c_pfx = xmalloc(WSB_PFX);
+			c->c_pfxlen = 0;
+		} else
+			c->c_fifo = xmalloc(b.b_inflight * sizeof(*c->c_fifo));
 		/* Spread rate-limited senders over one interval. */
 		if (b.b_rate_ns != 0)
 			c->c_next_ns = mono_ns() + (uint64_t)rng_next() %
@@ -1450,6 +1655,14 @@ conn_flush(struct conn *c)
 		return;
 	}
 	for (i = 0; i < c->c_unstamped; i++) {
+		if (c->c_tab != NULL) {
+			/* The newest requests: c_seq - 1, c_seq - 2, ... */
+			struct slot *s = tab_find(c, c->c_seq - 1 - i);
+
+			if (s != NULL)
+				s->s_ts = now;
+			continue;
+		}
 		idx = (c->c_fhead + c->c_fcount - 1 - i) % b.b_inflight;
 		c->c_fifo[idx] = now;
 	}
@@ -1542,7 +1755,10 @@ conn_send_msg(struct conn *c)
 	ws_mask(q + 4, plen, q);
 	c->c_oblen += hlen + plen;
 
-	c->c_fifo[(c->c_fhead + c->c_fcount) % b.b_inflight] = 0;
+	if (c->c_tab != NULL)
+		tab_insert(c, c->c_seq);
+	else
+		c->c_fifo[(c->c_fhead + c->c_fcount) % b.b_inflight] = 0;
 	c->c_fcount++;
 	c->c_unstamped++;
 	c->c_seq++;
@@ -1814,9 +2030,13 @@ bench_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 		free(c->c_obuf);
 		free(c->c_hbuf);
 		free(c->c_fifo);
+		free(c->c_tab);
+		free(c->c_pfx);
 		c->c_obuf = NULL;
 		c->c_hbuf = NULL;
 		c->c_fifo = NULL;
+		c->c_tab = NULL;
+		c->c_pfx = NULL;
 		c->c_oblen = c->c_oboff = 0;
 	}
 }
@@ -1934,7 +2154,7 @@ bench_report(void)
 			    "\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,"
 			    "\"mean_ms\":%.3f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
 			    "\"p99_ms\":%.3f,\"p999_ms\":%.3f,"
-			    "\"max_ms\":%.3f}\n",
+			    "\"max_ms\":%.3f",
 			    b.b_inflight, b.b_size, b.b_rate, secs,
 			    (unsigned long long)b.b_sent,
 			    (unsigned long long)b.b_received,
@@ -1942,6 +2162,22 @@ bench_report(void)
 			    (unsigned long long)b.b_bytes_sent,
 			    (unsigned long long)b.b_bytes_recv,
 			    rate, mbs, mean, p50, p90, p99, p999, max);
+		if (!b.b_idle && b.b_match == MATCH_ID)
+			printf(",\"match\":\"id\",\"unmatched\":%llu,"
+			    "\"status_none\":%llu,\"status_1xx\":%llu,"
+			    "\"status_2xx\":%llu,\"status_3xx\":%llu,"
+			    "\"status_4xx\":%llu,\"status_5xx\":%llu,"
+			    "\"status_other\":%llu",
+			    (unsigned long long)b.b_unmatched,
+			    (unsigned long long)b.b_status[0],
+			    (unsigned long long)b.b_status[1],
+			    (unsigned long long)b.b_status[2],
+			    (unsigned long long)b.b_status[3],
+			    (unsigned long long)b.b_status[4],
+			    (unsigned long long)b.b_status[5],
+			    (unsigned long long)b.b_status[6]);
+		if (!b.b_idle)
+			printf("}\n");
 		fflush(stdout);
 		return;
 	}
@@ -1970,6 +2206,15 @@ bench_report(void)
 	if (b.b_unexpected > 0)
 		printf(", %llu unexpected", (unsigned long long)b.b_unexpected);
 	printf("\n");
+	if (b.b_match == MATCH_ID)
+		printf("  replies      matched by id, %llu unmatched; status "
+		    "2xx %llu, 4xx %llu, 5xx %llu, other %llu, none %llu "
+		    "(whole run)\n", (unsigned long long)b.b_unmatched,
+		    (unsigned long long)b.b_status[2],
+		    (unsigned long long)b.b_status[4],
+		    (unsigned long long)b.b_status[5],
+		    (unsigned long long)(b.b_status[1] + b.b_status[3] +
+		    b.b_status[6]), (unsigned long long)b.b_status[0]);
 	printf("  throughput   %.1f msg/s, %.2f MB/s received\n", rate, mbs);
 	printf("  latency ms   p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  "
 	    "max %.3f  mean %.3f\n", p50, p90, p99, p999, max, mean);
@@ -1996,6 +2241,7 @@ main(int argc, char *argv[])
 		{ "src",	required_argument,	NULL, 'S' },
 		{ "idle",	no_argument,		NULL, 'I' },
 		{ "json",	no_argument,		NULL, 'J' },
+		{ "match",	required_argument,	NULL, 'M' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ NULL,		0,			NULL, 0 }
 	};
@@ -2066,6 +2312,17 @@ main(int argc, char *argv[])
 		case 'J':
 			b.b_json = 1;
 			break;
+		case 'M':
+			if (strcmp(optarg, "auto") == 0)
+				b.b_match = MATCH_AUTO;
+			else if (strcmp(optarg, "fifo") == 0)
+				b.b_match = MATCH_FIFO;
+			else if (strcmp(optarg, "id") == 0)
+				b.b_match = MATCH_ID;
+			else
+				die("--match: '%s' is not fifo, id or auto",
+				    optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -2092,6 +2349,20 @@ main(int argc, char *argv[])
 		die("--src needs an IPv4 target");
 	raise_nofile();
 
+	/*
+	 * Replies matched by id when the request's "id" is its {seq} (the
+	 * pipeline answers out of order); the default template, made for
+	 * the in-order echo endpoint, stays FIFO unless --match id.
+	 */
+	if (b.b_match == MATCH_AUTO)
+		b.b_match = b.b_template != NULL &&
+		    strstr(b.b_template, "\"id\":{seq}") != NULL ?
+		    MATCH_ID : MATCH_FIFO;
+	if (b.b_match == MATCH_ID && !b.b_idle)
+		for (b.b_tabcap = 2; b.b_tabcap < 2 * (size_t)b.b_inflight;)
+			b.b_tabcap *= 2;
+	else
+		b.b_match = MATCH_FIFO;
 	/*
 	 * Default message: JSON with the sequence number, padded with 'x'
 	 * to SIZE; below 32 bytes plain filler.
@@ -2176,6 +2447,8 @@ main(int argc, char *argv[])
 		free(c->c_obuf);
 		free(c->c_hbuf);
 		free(c->c_fifo);
+		free(c->c_tab);
+		free(c->c_pfx);
 	}
 	free(b.b_conns);
 	free(b.b_segs);

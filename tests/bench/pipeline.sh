@@ -26,6 +26,12 @@ usage: pipeline.sh [options]
                       then ./tests/bench/wsbench)
   --node PATH         node binary for the peer (default: node in PATH)
   --no-node           measure wsgate only (no ratios)
+  --pg                start a private PostgreSQL (default settings, durable)
+                      and persist: wsgate's pg_conninfo points at it, the
+                      Node peer gets --pg (its own table); its CPU per
+                      message is reported.  Without --pg, pg_conninfo is a
+                      dummy: a wsgate that persists then spools every
+                      record to disk, which is not a meaningful benchmark
   --scenarios LIST    comma-separated subset of 1,2 (default 1,2)
   --runs N            runs per scenario and server, median reported (3)
   --duration S        measured seconds per run (default 10)
@@ -68,6 +74,7 @@ wsgate=${WSGATE_BIN:-}
 wsbench=${WSBENCH_BIN:-}
 node=""
 use_node=1
+use_pg=0
 scenarios="1,2"
 runs=3
 duration=10
@@ -93,6 +100,7 @@ while [ $# -gt 0 ]; do
 	--wsbench) wsbench=$2; shift ;;
 	--node) node=$2; shift ;;
 	--no-node) use_node=0 ;;
+	--pg) use_pg=1 ;;
 	--scenarios) scenarios=$2; shift ;;
 	--runs) runs=$2; shift ;;
 	--duration) duration=$2; shift ;;
@@ -250,15 +258,19 @@ tree() {
 	done
 }
 
-# Sum of utime and of stime (clock ticks) over the PIDs: "USER SYS".
-# Field 2 (comm) may hold spaces: cut up to the last ')'.
+# CPU of whole process trees, "USER SYS" in clock ticks: utime + cutime
+# and stime + cstime summed over the live processes given (pass every
+# process of the trees, read anew at each sample).  A process that exits
+# between two samples moves its time into its reaper's cutime/cstime, so
+# it is neither lost nor counted twice; one started in between counts
+# whole.  Field 2 (comm) may hold spaces: cut up to the last ')'.
 cpu_ticks() {
 	local p u=0 s=0 st
 	for p in "$@"; do
 		st=$(cat "/proc/$p/stat" 2>/dev/null) || continue
 		st=${st##*) }
 		set -- $st
-		u=$((u + ${12})); s=$((s + ${13}))
+		u=$((u + ${12} + ${14})); s=$((s + ${13} + ${15}))
 	done
 	echo "$u $s"
 }
@@ -292,7 +304,7 @@ loadavg() { cut -d ' ' -f 1 /proc/loadavg; }
 # PIDs given).
 ours() {
 	echo "$(tree "$redis_tpid") $(tree "$nginx_tpid") $(tree "$gate_tpid")" \
-	    "${node_tpid:+$(tree "$node_tpid")}" "$@"
+	    "${node_tpid:+$(tree "$node_tpid")}" "${pg_tpid:+$(tree "$pg_tpid")}" "$@"
 }
 ticks_delta() {	# "U S" "U S" -> total ticks between them
 	awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
@@ -437,6 +449,51 @@ nginx_requests() {
 }
 note "nginx master $nginx_master ($nginx_workers worker(s)) on $upstream_url"
 
+# ---- PostgreSQL (--pg) ----
+#
+# A private cluster in the temp dir, run as the postgres user (the server
+# refuses root); setpriv execs it, so the timeout wrapper's child is the
+# postmaster.  Default settings (fsync and synchronous_commit on): the
+# persistence path is measured as deployed.
+
+pg_conninfo="host=127.0.0.1 port=9 dbname=x connect_timeout=1"
+pg_tpid=""
+if [ "$use_pg" = 1 ]; then
+	pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+	[ -n "$pgbin" ] && [ -x "$pgbin/postgres" ] ||
+		die "--pg: PostgreSQL server not found (apt-get install -y postgresql)"
+	pg_port=$(free_port) || die "no free port"
+	pd=$tmp/pg
+	mkdir -p "$pd"
+	pg_priv=()
+	if [ "$(id -u)" = 0 ]; then
+		id postgres >/dev/null 2>&1 || die "--pg as root needs the postgres system user"
+		chown postgres: "$pd"
+		pg_priv=(--reuid postgres --regid postgres --init-groups)
+	fi
+	as_pg() { setpriv "${pg_priv[@]}" -- "$@"; }
+	as_pg "$pgbin/initdb" -D "$pd/data" -U postgres -A trust -E UTF8 \
+	    --locale=C -N >"$pd/initdb.log" 2>&1 ||
+		{ tail -n 20 "$pd/initdb.log" >&2; die "initdb failed"; }
+	prlimit --as=$(( ${PG_VMEM_KB:-4194304} * 1024 )) timeout -k 10 "$total_limit" \
+	    setpriv "${pg_priv[@]}" -- \
+	    "$pgbin/postgres" -D "$pd/data" -k "$pd" -p "$pg_port" \
+	    -c listen_addresses=127.0.0.1 -c max_connections=50 \
+	    >"$pd/postgres.log" 2>&1 &
+	pg_tpid=$!
+	started="$started $pg_tpid"
+	pq() { timeout 20 psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres "$@"; }
+	for i in $(seq 1 100); do
+		pq -d postgres -c 'select 1' >/dev/null 2>&1 && break
+		kill -0 "$pg_tpid" 2>/dev/null || { tail -n 20 "$pd/postgres.log" >&2; die "postgres exited"; }
+		sleep 0.1
+	done
+	pq -d postgres -c 'CREATE DATABASE wsgate' >/dev/null ||
+		die "PostgreSQL on 127.0.0.1:$pg_port does not answer"
+	pg_conninfo="host=127.0.0.1 port=$pg_port user=postgres dbname=wsgate connect_timeout=5"
+	note "PostgreSQL $(pgrep -P "$pg_tpid" | head -n 1) on 127.0.0.1:$pg_port ($("$pgbin/postgres" --version | sed 's/.* //'))"
+fi
+
 # ---- Servers under test ----
 
 # Waits until pipeline requests through $1 for u0 (EDN config) and u1
@@ -474,8 +531,8 @@ gate_start() {	# name workers
 	port=$(free_port) || die "no free port"
 	aport=$(free_port) || die "no free port"
 	cat >"$dir/wsgate.conf" <<EOF
-# Written by tests/bench/pipeline.sh.  PostgreSQL is a dummy: the
-# pipeline does not persist yet.
+# Written by tests/bench/pipeline.sh.  Without --pg, PostgreSQL is a
+# dummy.
 listen 127.0.0.1:$port
 admin_listen 127.0.0.1:$aport
 workers $nw
@@ -483,7 +540,7 @@ ws_path /ws
 redis_host 127.0.0.1
 redis_port $redis_port
 upstream_url $upstream_url
-pg_conninfo host=127.0.0.1 port=9 dbname=x connect_timeout=1
+pg_conninfo $pg_conninfo
 runtime_dir $dir/run
 spool_dir $dir/spool
 pidfile $dir/wsgate.pid
@@ -518,7 +575,9 @@ if [ "$use_node" = 1 ]; then
 	    timeout -k 10 "$total_limit" "$node" --max-old-space-size=1024 \
 	    "$peer_dir/server.js" --listen "127.0.0.1:$nport" \
 	    --workers "$workers" --redis "127.0.0.1:$redis_port" \
-	    --upstream "$upstream_url" >"$tmp/node/node.out" 2>&1 &
+	    --upstream "$upstream_url" \
+	    ${pg_tpid:+--pg "postgresql://postgres@127.0.0.1:$pg_port/wsgate" --pg-table responses_node} \
+	    >"$tmp/node/node.out" 2>&1 &
 	node_tpid=$!
 	started="$started $node_tpid"
 	url[node]="ws://127.0.0.1:$nport/ws"
@@ -543,10 +602,17 @@ fi
 declare -A res
 printf '%s\n' "# raw results: target scenario run json | cpu" >"$tmp/results.txt"
 
+# The measured process trees, read anew at each sample.
+trees() {
+	pids=$(tree "${root[$t]}")
+	npids=$(tree "$nginx_master")
+	ppids=$( [ -z "$pg_tpid" ] || tree "$pg_tpid")
+}
+
 one_run() {	# target scenario run attempt
 	local t=$1 sc=$2 r=$3 try=$4 args out pids npids c0 c1 r0 r1 n0 n1 g0 g1
 	local q0 q1 m0 m1 w0 w1 win load gcpu rcpu ncpu
-	local gu k all a0 a1 oth
+	local gu k all a0 a1 oth ppids p0 p1 pcpu
 	if [ "$sc" = 1 ]; then
 		args=(-c "$conns" -n "$inflight")
 	else
@@ -554,8 +620,6 @@ one_run() {	# target scenario run attempt
 	fi
 	wait_quiet
 	load=$(loadavg)
-	pids=$(tree "${root[$t]}")
-	npids=$(tree "$nginx_master")
 	bench $((duration + warmup + 60)) -u "${url[$t]}" "${args[@]}" \
 	    -s "$size" -m "$tmpl" -d "$duration" -w "$warmup" --json \
 	    >"$tmp/run.json" 2>"$tmp/run.err" &
@@ -566,12 +630,17 @@ one_run() {	# target scenario run attempt
 	all=$(ours $(tree "$bpid"))
 	a0=$(cpu_ticks $all)
 	w0=$(now_ns); m0=$(cpu_line)
+	trees
 	c0=$(cpu_ticks $pids); r0=$(cpu_ticks "$redis_pid"); n0=$(cpu_ticks $npids)
+	p0=$(cpu_ticks $ppids)
 	g0=$(redis_gets); q0=$(nginx_requests)
 	sleep $((duration - 1))
 	w1=$(now_ns); m1=$(cpu_line)
-	a1=$(cpu_ticks $all)
+	# shellcheck disable=SC2046
+	a1=$(cpu_ticks $(ours $(tree "$bpid")))
+	trees
 	c1=$(cpu_ticks $pids); r1=$(cpu_ticks "$redis_pid"); n1=$(cpu_ticks $npids)
+	p1=$(cpu_ticks $ppids)
 	g1=$(redis_gets); q1=$(nginx_requests)
 	wait "$bpid" || true
 	out=$(cat "$tmp/run.json")
@@ -602,6 +671,7 @@ one_run() {	# target scenario run attempt
 	gcpu=$(per_msg "$c0" "$c1")
 	rcpu=$(per_msg "$r0" "$r1")
 	ncpu=$(per_msg "$n0" "$n1")
+	pcpu=$(per_msg "$p0" "$p1")
 	k="$t.$sc"
 	res[$k.rate]+=" $(json_field "$out" msgs_per_s)"
 	res[$k.p50]+=" $(json_field "$out" p50_ms)"
@@ -611,6 +681,7 @@ one_run() {	# target scenario run attempt
 	gu=${gcpu#* }; res[$k.usr]+=" ${gu%% *}"; res[$k.sys]+=" ${gcpu##* }"
 	res[$k.rcpu]+=" ${rcpu%% *}"
 	res[$k.ncpu]+=" ${ncpu%% *}"
+	res[$k.pcpu]+=" ${pcpu%% *}"
 	res[$k.busy]+=" $(busy_pct "$m0" "$m1")"
 	res[$k.others]+=" $oth"
 	res[$k.gets]+=" $(awk -v a="$g0" -v b="$g1" -v w="$win" -v r="$(json_field "$out" msgs_per_s)" 'BEGIN { printf "%.3f", (b - a) / w / r }')"
@@ -619,7 +690,7 @@ one_run() {	# target scenario run attempt
 	res[$k.unmatched]+=" $(json_field "$out" unmatched)"
 	res[$k.load]+=" $load"
 	res[$k.ok]=$(( ${res[$k.ok]:-0} + 1 ))
-	note "$t scenario $sc run $r: $(json_field "$out" msgs_per_s) msgs/s, p50 $(json_field "$out" p50_ms) p99 $(json_field "$out" p99_ms) p99.9 $(json_field "$out" p999_ms) ms, CPU/msg: $t ${gcpu%% *} us, Redis ${rcpu%% *} us, nginx ${ncpu%% *} us; machine $(busy_pct "$m0" "$m1")% busy, ${res[$k.others]##* }% by other processes, load before $load"
+	note "$t scenario $sc run $r: $(json_field "$out" msgs_per_s) msgs/s, p50 $(json_field "$out" p50_ms) p99 $(json_field "$out" p99_ms) p99.9 $(json_field "$out" p999_ms) ms, CPU/msg: $t ${gcpu%% *} us, Redis ${rcpu%% *} us, nginx ${ncpu%% *} us${pg_tpid:+, PostgreSQL ${pcpu%% *} us}; machine $(busy_pct "$m0" "$m1")% busy, ${res[$k.others]##* }% by other processes, load before $load"
 }
 
 src_rev=$(cd "$here" && git describe --always --dirty 2>/dev/null || echo '?')
@@ -651,6 +722,11 @@ if grep -q 'not 2xx' "$tmp/wsbench.err" 2>/dev/null; then
 	grep 'not 2xx' "$tmp/wsbench.err" | head -n 5 >&2
 fi
 
+if [ -n "$pg_tpid" ]; then
+	sleep 2	# the last batches
+	note "PostgreSQL rows: wsgate $(pq -d wsgate -tA -c 'select count(*) from responses' 2>/dev/null || echo '?'), Node $(pq -d wsgate -tA -c 'select count(*) from responses_node' 2>/dev/null || echo '?')"
+fi
+
 # ---- Report ----
 
 med() { median ${res[$1]:-}; }
@@ -660,16 +736,16 @@ ratio() {
 echo
 echo "Pipeline benchmark, median of $runs runs ($(date -u +%Y-%m-%d), $(nproc) CPUs, $(uname -r), $(grep -m 1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
 echo "wsgate $wsgate (built $(date -u -r "$wsgate" '+%Y-%m-%d %H:%M UTC'); source tree at start: $src_rev), $workers workers$( [ -z "$gate_opts" ] || printf ' (%s)' "$(printf '%s' "$gate_opts" | tr '\n' ';')"); ${label[node]:-no Node peer}; Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///'), $nginx_workers worker(s)"
-echo "messages: $size bytes, $tmpl; $conns connections"
+echo "messages: $size bytes, $tmpl; $conns connections${pg_tpid:+; persisting to PostgreSQL $("$pgbin/postgres" --version | sed 's/.* //')}"
 echo
-echo "| scenario | server | runs ok | msgs/s | p50 ms | p99 ms | p99.9 ms | server CPU us/msg (user+sys) | Redis us/msg | nginx us/msg | GETs/msg | upstream req/msg | non-2xx | machine busy % | other processes % | load before |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| scenario | server | runs ok | msgs/s | p50 ms | p99 ms | p99.9 ms | server CPU us/msg (user+sys) | Redis us/msg | nginx us/msg |${pg_tpid:+ PostgreSQL us/msg |} GETs/msg | upstream req/msg | non-2xx | machine busy % | other processes % | load before |"
+echo "|---|---|---|---|---|---|---|---|---|---|${pg_tpid:+---|}---|---|---|---|---|---|"
 for sc in 1 2; do
 	case ",$scenarios," in *,$sc,*) ;; *) continue ;; esac
 	if [ $sc = 1 ]; then name="1: closed loop $conns x $inflight"; else name="2: open loop $rate msgs/s"; fi
 	for t in $targets; do
 		k="$t.$sc"
-		echo "| $name | ${label[$t]} | ${res[$k.ok]:-0} | $(med $k.rate) | $(med $k.p50) | $(med $k.p99) | $(med $k.p999) | $(med $k.cpu) ($(med $k.usr)+$(med $k.sys)) | $(med $k.rcpu) | $(med $k.ncpu) | $(med $k.gets) | $(med $k.ups) | $(echo ${res[$k.non2xx]:-} | tr ' ' '+') | $(med $k.busy) | $(echo ${res[$k.others]:-} | tr ' ' '/') | $(echo ${res[$k.load]:-} | tr ' ' '/') |"
+		echo "| $name | ${label[$t]} | ${res[$k.ok]:-0} | $(med $k.rate) | $(med $k.p50) | $(med $k.p99) | $(med $k.p999) | $(med $k.cpu) ($(med $k.usr)+$(med $k.sys)) | $(med $k.rcpu) | $(med $k.ncpu) |${pg_tpid:+ $(med $k.pcpu) |} $(med $k.gets) | $(med $k.ups) | $(echo ${res[$k.non2xx]:-} | tr ' ' '+') | $(med $k.busy) | $(echo ${res[$k.others]:-} | tr ' ' '/') | $(echo ${res[$k.load]:-} | tr ' ' '/') |"
 	done
 done
 if [ "$use_node" = 1 ]; then

@@ -222,10 +222,14 @@ bench() {	# seconds, wsbench args...
 	prlimit --as="$wsbench_as" timeout -k 5 "$limit" "$wsbench" "$@"
 }
 
+# Ports below the ephemeral range, so that no client socket takes one
+# between this check and the server's bind.
+eph_lo=$(cut -f 1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$eph_lo" -gt 12000 ] 2>/dev/null || eph_lo=32768
 free_port() {
 	local p i
 	for i in $(seq 1 200); do
-		p=$((20000 + RANDOM % 30000))
+		p=$((10000 + RANDOM % (eph_lo - 10000)))
 		case " $used_ports " in *" $p "*) continue ;; esac
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
 		    ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then
@@ -333,22 +337,28 @@ wait_quiet() {
 
 # ---- Redis ----
 
-redis_port=$(free_port) || die "no free port"
 mkdir -p "$tmp/redis"
-prlimit --as=$(( ${REDIS_VMEM_KB:-2097152} * 1024 )) timeout -k 5 "$total_limit" \
-    redis-server --bind 127.0.0.1 --port "$redis_port" --save "" \
-    --appendonly no --dir "$tmp/redis" --maxmemory 256mb \
-    --protected-mode yes --daemonize no --loglevel warning \
-    >"$tmp/redis/redis.log" 2>&1 &
-redis_tpid=$!
-started="$started $redis_tpid"
 rcli() { timeout 10 redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
-for i in $(seq 1 50); do
+for attempt in 1 2 3; do	# another job may take the port meanwhile
+	redis_port=$(free_port) || die "no free port"
+	prlimit --as=$(( ${REDIS_VMEM_KB:-2097152} * 1024 )) timeout -k 5 "$total_limit" \
+	    redis-server --bind 127.0.0.1 --port "$redis_port" --save "" \
+	    --appendonly no --dir "$tmp/redis" --maxmemory 256mb \
+	    --protected-mode yes --daemonize no --loglevel warning \
+	    >"$tmp/redis/redis.log" 2>&1 &
+	redis_tpid=$!
+	started="$started $redis_tpid"
+	for i in $(seq 1 50); do
+		rcli ping >/dev/null 2>&1 && break
+		kill -0 "$redis_tpid" 2>/dev/null || break
+		sleep 0.1
+	done
 	rcli ping >/dev/null 2>&1 && break
-	kill -0 "$redis_tpid" 2>/dev/null || { cat "$tmp/redis/redis.log" >&2; die "redis-server exited"; }
-	sleep 0.1
+	kill -TERM "$redis_tpid" 2>/dev/null || true
+	wait "$redis_tpid" 2>/dev/null || true
+	started=${started/ $redis_tpid/}
+	[ "$attempt" -lt 3 ] || { cat "$tmp/redis/redis.log" >&2; die "redis-server did not start"; }
 done
-rcli ping >/dev/null 2>&1 || die "Redis did not answer on 127.0.0.1:$redis_port"
 redis_pid=$(pgrep -P "$redis_tpid" | head -n 1)
 
 # Configs: even users EDN, odd users the same config as JSON.  Both
@@ -491,7 +501,7 @@ if [ "$use_pg" = 1 ]; then
 	pq -d postgres -c 'CREATE DATABASE wsgate' >/dev/null ||
 		die "PostgreSQL on 127.0.0.1:$pg_port does not answer"
 	pg_conninfo="host=127.0.0.1 port=$pg_port user=postgres dbname=wsgate connect_timeout=5"
-	note "PostgreSQL $(pgrep -P "$pg_tpid" | head -n 1) on 127.0.0.1:$pg_port ($("$pgbin/postgres" --version | sed 's/.* //'))"
+	note "PostgreSQL $(pgrep -P "$pg_tpid" | head -n 1) on 127.0.0.1:$pg_port ($("$pgbin/postgres" --version | awk '{ print $3 }'))"
 fi
 
 # ---- Servers under test ----
@@ -736,7 +746,7 @@ ratio() {
 echo
 echo "Pipeline benchmark, median of $runs runs ($(date -u +%Y-%m-%d), $(nproc) CPUs, $(uname -r), $(grep -m 1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
 echo "wsgate $wsgate (built $(date -u -r "$wsgate" '+%Y-%m-%d %H:%M UTC'); source tree at start: $src_rev), $workers workers$( [ -z "$gate_opts" ] || printf ' (%s)' "$(printf '%s' "$gate_opts" | tr '\n' ';')"); ${label[node]:-no Node peer}; Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///'), $nginx_workers worker(s)"
-echo "messages: $size bytes, $tmpl; $conns connections${pg_tpid:+; persisting to PostgreSQL $("$pgbin/postgres" --version | sed 's/.* //')}"
+echo "messages: $size bytes, $tmpl; $conns connections${pg_tpid:+; persisting to PostgreSQL $("$pgbin/postgres" --version | awk '{ print $3 }')}"
 echo
 echo "| scenario | server | runs ok | msgs/s | p50 ms | p99 ms | p99.9 ms | server CPU us/msg (user+sys) | Redis us/msg | nginx us/msg |${pg_tpid:+ PostgreSQL us/msg |} GETs/msg | upstream req/msg | non-2xx | machine busy % | other processes % | load before |"
 echo "|---|---|---|---|---|---|---|---|---|---|${pg_tpid:+---|}---|---|---|---|---|---|"

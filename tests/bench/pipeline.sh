@@ -758,6 +758,14 @@ for sc in 1 2; do
 		echo "| $name | ${label[$t]} | ${res[$k.ok]:-0} | $(med $k.rate) | $(med $k.p50) | $(med $k.p99) | $(med $k.p999) | $(med $k.cpu) ($(med $k.usr)+$(med $k.sys)) | $(med $k.rcpu) | $(med $k.ncpu) |${pg_tpid:+ $(med $k.pcpu) |} $(med $k.gets) | $(med $k.ups) | $(echo ${res[$k.non2xx]:-} | tr ' ' '+') | $(med $k.busy) | $(echo ${res[$k.others]:-} | tr ' ' '/') | $(echo ${res[$k.load]:-} | tr ' ' '/') |"
 	done
 done
+bad=0
+for k in "${!res[@]}"; do
+	case $k in *.non2xx) for v in ${res[$k]}; do [ "$v" = 0 ] || bad=1; done ;; esac
+done
+if [ "$bad" = 1 ]; then
+	echo
+	echo "WARNING: some runs had replies that were not 2xx (column non-2xx; wsgate's 503 'overloaded' is cheap): msgs/s counts every reply, so those runs overstate throughput and understate CPU per message."
+fi
 if [ "$use_node" = 1 ]; then
 	echo
 	echo "| scenario | throughput wsgate / Node | CPU per message wsgate / Node | p99 wsgate / Node |"

@@ -24,31 +24,35 @@
 
 #define LOOKUP_BUCKETS_MIN	256
 
+/* A hash table entry: the first member of struct lookup and cache_entry. */
+struct tnode {
+	struct tnode		*tn_next;	/* hash chain */
+	uint32_t		 tn_hash;
+	size_t			 tn_keylen;
+	const char		*tn_key;
+};
+
 struct lookup {
-	struct lookup		*l_next;	/* hash chain */
-	uint32_t		 l_hash;
+	struct tnode		 l_node;	/* first: see table_* */
 	int			 l_done;	/* timed out: only awaits Redis */
 	ev_timer		 l_timer;
 	struct redis_call	 l_call;
 	TAILQ_HEAD(, lookup_waiter) l_waiters;
-	size_t			 l_keylen;
 	char			 l_key[];	/* prefix + user */
 };
 
 struct cache_entry {
-	struct cache_entry	*ce_next;	/* hash chain */
+	struct tnode		 ce_node;	/* first: see table_* */
 	TAILQ_ENTRY(cache_entry) ce_age;	/* oldest first */
-	uint32_t		 ce_hash;
 	ev_tstamp		 ce_expires;
 	enum lookup_status	 ce_status;
 	char			*ce_json;
 	size_t			 ce_jsonlen;
-	size_t			 ce_keylen;
 	char			 ce_key[];
 };
 
 struct table {
-	void		**t_b;
+	struct tnode	**t_b;
 	size_t		  t_nb;
 	size_t		  t_n;
 };
@@ -72,6 +76,10 @@ static void	lookup_timeout_cb(struct ev_loop *, ev_timer *, int);
 static void	lookup_finish(struct lookup *, enum lookup_status,
 		    const char *, size_t);
 static void	table_grow(struct table *, size_t);
+static struct tnode *table_find(struct table *, const char *, size_t,
+		    uint32_t);
+static void	table_insert(struct table *, struct tnode *);
+static void	table_remove(struct table *, struct tnode *);
 static void	cache_put(const char *, size_t, uint32_t, enum lookup_status,
 		    const char *, size_t);
 static struct cache_entry *cache_get(const char *, size_t, uint32_t);
@@ -91,36 +99,62 @@ lookup_hash(const char *p, size_t len)
 	return h;
 }
 
-/*
- * Chains link through the first member of both entry types, so one
- * resize serves both tables.
- */
+/* Hash tables of tnodes (chained, power-of-two buckets). */
 static void
 table_grow(struct table *t, size_t want)
 {
-	void	**nb;
-	size_t	  n = t->t_nb < LOOKUP_BUCKETS_MIN ? LOOKUP_BUCKETS_MIN :
-		    t->t_nb, i;
+	struct tnode	**nb, *e, *next;
+	size_t		  n = t->t_nb < LOOKUP_BUCKETS_MIN ? LOOKUP_BUCKETS_MIN :
+			    t->t_nb, i;
 
 	while (n < want)
 		n *= 2;
 	if (n == t->t_nb)
 		return;
 	nb = xcalloc(n, sizeof(*nb));
-	for (i = 0; i < t->t_nb; i++) {
-		struct lookup *e = t->t_b[i], *next;
-		for (; e != NULL; e = next) {
-			uint32_t h = t == &lk.cache ?
-			    ((struct cache_entry *)(void *)e)->ce_hash :
-			    e->l_hash;
-			next = e->l_next;
-			e->l_next = nb[h & (n - 1)];
-			nb[h & (n - 1)] = e;
+	for (i = 0; i < t->t_nb; i++)
+		for (e = t->t_b[i]; e != NULL; e = next) {
+			next = e->tn_next;
+			e->tn_next = nb[e->tn_hash & (n - 1)];
+			nb[e->tn_hash & (n - 1)] = e;
 		}
-	}
 	free(t->t_b);
 	t->t_b = nb;
 	t->t_nb = n;
+}
+
+static struct tnode *
+table_find(struct table *t, const char *key, size_t len, uint32_t h)
+{
+	struct tnode	*e;
+
+	for (e = t->t_b[h & (t->t_nb - 1)]; e != NULL; e = e->tn_next)
+		if (e->tn_hash == h && e->tn_keylen == len &&
+		    memcmp(e->tn_key, key, len) == 0)
+			return e;
+	return NULL;
+}
+
+/* `e` has its hash, key and key length set. */
+static void
+table_insert(struct table *t, struct tnode *e)
+{
+	if (t->t_n + 1 > t->t_nb)
+		table_grow(t, t->t_n + 1);
+	e->tn_next = t->t_b[e->tn_hash & (t->t_nb - 1)];
+	t->t_b[e->tn_hash & (t->t_nb - 1)] = e;
+	t->t_n++;
+}
+
+static void
+table_remove(struct table *t, struct tnode *e)
+{
+	struct tnode	**pp = &t->t_b[e->tn_hash & (t->t_nb - 1)];
+
+	while (*pp != e)
+		pp = &(*pp)->tn_next;
+	*pp = e->tn_next;
+	t->t_n--;
 }
 
 void
@@ -145,28 +179,16 @@ lookup_pending(void)
 static struct cache_entry *
 cache_get(const char *key, size_t len, uint32_t h)
 {
-	struct cache_entry	*e;
-
-	for (e = lk.cache.t_b[h & (lk.cache.t_nb - 1)]; e != NULL;
-	    e = e->ce_next)
-		if (e->ce_hash == h && e->ce_keylen == len &&
-		    memcmp(e->ce_key, key, len) == 0)
-			return e;
-	return NULL;
+	/* ce_node is the first member. */
+	return (struct cache_entry *)(void *)table_find(&lk.cache, key, len,
+	    h);
 }
 
 static void
 cache_drop(struct cache_entry *e)
 {
-	struct cache_entry	**pp;
-
-	pp = (struct cache_entry **)&lk.cache.t_b[e->ce_hash &
-	    (lk.cache.t_nb - 1)];
-	while (*pp != e)
-		pp = &(*pp)->ce_next;
-	*pp = e->ce_next;
+	table_remove(&lk.cache, &e->ce_node);
 	TAILQ_REMOVE(&lk.ages, e, ce_age);
-	lk.cache.t_n--;
 	free(e->ce_json);
 	free(e);
 }
@@ -183,21 +205,18 @@ cache_put(const char *key, size_t len, uint32_t h, enum lookup_status st,
 	while (lk.cache.t_n >= lk.cfg->c_config_cache_entries &&
 	    !TAILQ_EMPTY(&lk.ages))
 		cache_drop(TAILQ_FIRST(&lk.ages));
-	if (lk.cache.t_n + 1 > lk.cache.t_nb)
-		table_grow(&lk.cache, lk.cache.t_n + 1);
 	e = xmalloc(sizeof(*e) + len);
-	e->ce_hash = h;
-	e->ce_keylen = len;
 	memcpy(e->ce_key, key, len);
+	e->ce_node.tn_hash = h;
+	e->ce_node.tn_keylen = len;
+	e->ce_node.tn_key = e->ce_key;
 	e->ce_status = st;
 	e->ce_json = xmalloc(jsonlen + 1);
 	memcpy(e->ce_json, json, jsonlen);
 	e->ce_jsonlen = jsonlen;
 	e->ce_expires = ev_now(lk.loop) + lk.cfg->c_config_cache_ttl / 1000.0;
-	e->ce_next = lk.cache.t_b[h & (lk.cache.t_nb - 1)];
-	lk.cache.t_b[h & (lk.cache.t_nb - 1)] = e;
+	table_insert(&lk.cache, &e->ce_node);
 	TAILQ_INSERT_TAIL(&lk.ages, e, ce_age);
-	lk.cache.t_n++;
 }
 
 /* ---- Lookups ---- */
@@ -231,22 +250,22 @@ lookup_start(struct lookup_waiter *w, const char *user, size_t userlen,
 		}
 		cache_drop(ce);
 	}
-	for (l = lk.inflight.t_b[h & (lk.inflight.t_nb - 1)]; l != NULL;
-	    l = l->l_next)
-		if (l->l_hash == h && l->l_keylen == len &&
-		    memcmp(l->l_key, lk.key, len) == 0) {
-			TAILQ_INSERT_TAIL(&l->l_waiters, w, lw_entry);
-			return;
-		}
+	/* l_node is the first member. */
+	if ((l = (struct lookup *)(void *)table_find(&lk.inflight, lk.key, len,
+	    h)) != NULL) {
+		TAILQ_INSERT_TAIL(&l->l_waiters, w, lw_entry);
+		return;
+	}
 
 	if (!redis_ready()) {
 		cb(arg, LOOKUP_UNAVAILABLE, NULL, 0);
 		return;
 	}
 	l = xcalloc(1, sizeof(*l) + len);
-	l->l_hash = h;
-	l->l_keylen = len;
 	memcpy(l->l_key, lk.key, len);
+	l->l_node.tn_hash = h;
+	l->l_node.tn_keylen = len;
+	l->l_node.tn_key = l->l_key;
 	TAILQ_INIT(&l->l_waiters);
 	l->l_call.rc_cb = lookup_reply_cb;
 	l->l_call.rc_arg = l;
@@ -257,11 +276,7 @@ lookup_start(struct lookup_waiter *w, const char *user, size_t userlen,
 	}
 	lk.pending++;
 	TAILQ_INSERT_TAIL(&l->l_waiters, w, lw_entry);
-	if (lk.inflight.t_n + 1 > lk.inflight.t_nb)
-		table_grow(&lk.inflight, lk.inflight.t_n + 1);
-	l->l_next = lk.inflight.t_b[h & (lk.inflight.t_nb - 1)];
-	lk.inflight.t_b[h & (lk.inflight.t_nb - 1)] = l;
-	lk.inflight.t_n++;
+	table_insert(&lk.inflight, &l->l_node);
 	ev_timer_init(&l->l_timer, lookup_timeout_cb,
 	    cfg->c_redis_timeout / 1000.0, 0.);
 	l->l_timer.data = l;
@@ -273,20 +288,15 @@ static void
 lookup_finish(struct lookup *l, enum lookup_status st, const char *json,
     size_t len)
 {
-	struct lookup		**pp;
-	struct lookup_waiter	 *w;
+	struct lookup_waiter	*w;
 
 	ev_timer_stop(lk.loop, &l->l_timer);
-	pp = (struct lookup **)&lk.inflight.t_b[l->l_hash &
-	    (lk.inflight.t_nb - 1)];
-	while (*pp != l)
-		pp = &(*pp)->l_next;
-	*pp = l->l_next;
-	lk.inflight.t_n--;
+	table_remove(&lk.inflight, &l->l_node);
 	l->l_done = 1;
 	if (lk.cfg->c_config_cache_ttl > 0 &&
 	    (st == LOOKUP_OK || st == LOOKUP_MISSING))
-		cache_put(l->l_key, l->l_keylen, l->l_hash, st, json, len);
+		cache_put(l->l_key, l->l_node.tn_keylen, l->l_node.tn_hash, st,
+		    json, len);
 	while ((w = TAILQ_FIRST(&l->l_waiters)) != NULL) {
 		TAILQ_REMOVE(&l->l_waiters, w, lw_entry);
 		w->lw_cb(w->lw_arg, st, json, len);
@@ -336,7 +346,7 @@ lookup_reply_cb(void *arg, enum redis_result res, const char *val,
 			break;
 		}
 		log_warnx("invalid config key=%.*s reason=\"%s\"",
-		    (int)(l->l_keylen > 200 ? 200 : l->l_keylen), l->l_key,
+		    (int)(l->l_node.tn_keylen > 200 ? 200 : l->l_node.tn_keylen), l->l_key,
 		    err);
 		lookup_finish(l, LOOKUP_INVALID, NULL, 0);
 		break;

@@ -1087,6 +1087,20 @@ ws_on_close(struct conn *c)
 	return -1;
 }
 
+/* A request completed at `now`; `ts` is when it was sent (0: unknown). */
+static void
+request_done(struct conn *c, uint64_t ts, uint64_t now)
+{
+	c->c_fcount--;
+	if (c->c_unstamped > c->c_fcount)
+		c->c_unstamped = c->c_fcount;
+	if (!b.b_measuring)
+		return;
+	b.b_received++;
+	if (ts != 0)
+		hist_record(&b.b_hist, now > ts ? (now - ts) / 1000 : 0);
+}
+
 /*
  * A complete message completes the oldest request in flight, or with
  * --match id the one whose {seq} its "id" carries.
@@ -1107,14 +1121,7 @@ ws_on_message(struct conn *c, uint64_t now)
 	ts = c->c_fifo[c->c_fhead];
 	if (++c->c_fhead == b.b_inflight)
 		c->c_fhead = 0;
-	c->c_fcount--;
-	if (c->c_unstamped > c->c_fcount)
-		c->c_unstamped = c->c_fcount;
-	if (!b.b_measuring)
-		return;
-	b.b_received++;
-	if (ts != 0)
-		hist_record(&b.b_hist, now > ts ? (now - ts) / 1000 : 0);
+	request_done(c, ts, now);
 }
 
 /*
@@ -1249,14 +1256,7 @@ match_reply(struct conn *c, uint64_t now)
 	}
 	ts = s->s_ts;
 	tab_delete(c, s);
-	c->c_fcount--;
-	if (c->c_unstamped > c->c_fcount)
-		c->c_unstamped = c->c_fcount;
-	if (!b.b_measuring)
-		return;
-	b.b_received++;
-	if (ts != 0)
-		hist_record(&b.b_hist, now > ts ? (now - ts) / 1000 : 0);
+	request_done(c, ts, now);
 }
 
 /* ---- Connections ---- */

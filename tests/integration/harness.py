@@ -405,13 +405,18 @@ class Redis:
             return False
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(T(10))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
+
+
+def stop_process(proc):
+    """TERM a Popen'ed process, KILL it if it has not gone in 10 s."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(T(10))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def pg_bindir():
@@ -563,13 +568,7 @@ class Upstream:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(T(10))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 # ---- wsgate ----

@@ -197,6 +197,10 @@ static const char *const config_missing_words[] = {
 	"null", "reject", NULL
 };
 
+static const char *const config_upstream_clients[] = {
+	"auto", "curl", NULL
+};
+
 static const struct config_scalar config_number = {
 	"number", cfg_parse_number, cfg_format_number
 };
@@ -298,6 +302,8 @@ static const struct config_directive config_directives[] = {
 	{ "upstream_max_connections", V_NUMBER,
 	    FIELD(c_upstream_max_connections), 1, 65536,
 	    "256", NULL, 0, NULL },
+	{ "upstream_client", V_ENUM, FIELD(c_upstream_client), 0, 0,
+	    "auto", NULL, 0, config_upstream_clients },
 	{ "pg_conninfo", V_CONNINFO, FIELD(c_pg_conninfo), 0, CONFIG_LINE_MAX,
 	    NULL, NULL, F_REQUIRED | F_SECRET, NULL },
 	{ "pg_table", V_IDENT, FIELD(c_pg_table), 1, 2 * CONFIG_IDENT_MAX + 1,

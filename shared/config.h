@@ -21,6 +21,11 @@ enum config_missing {
 	MISSING_CONFIG_REJECT
 };
 
+enum upstream_client {
+	UPSTREAM_CLIENT_AUTO = 0,	/* built-in for http://, else libcurl */
+	UPSTREAM_CLIENT_CURL
+};
+
 enum log_level {
 	LOG_LEVEL_DEBUG = 0,
 	LOG_LEVEL_INFO,
@@ -80,6 +85,7 @@ struct config {
 	char			*c_upstream_url;
 	uint64_t		 c_upstream_timeout;
 	unsigned int		 c_upstream_max_connections;
+	enum upstream_client	 c_upstream_client;
 
 	char			*c_pg_conninfo;
 	char			*c_pg_table;

@@ -30,6 +30,7 @@
 #include "master.h"
 #include "proc.h"
 #include "ring.h"
+#include "sdnotify.h"
 #include "tls.h"
 #include "util.h"
 
@@ -79,6 +80,10 @@ static struct {
 } m;
 
 static int	 master_prepare_dirs(const struct config *, char *, size_t);
+static int	 master_own_dir(const char *, uid_t, gid_t, mode_t, char *,
+		    size_t);
+static void	 master_log_owner(const struct config *);
+static void	 master_notify_ready(const char *);
 static int	 master_open_ipc(const struct config *, char *, size_t);
 static int	 master_pidfile_check(const char *, char *, size_t);
 static int	 master_pidfile_write(const char *, char *, size_t);
@@ -98,7 +103,7 @@ static void	 child_exited(struct child *, int);
 static void	 run_timers(void);
 static uint64_t	 next_timer(void);
 static void	 signal_children(struct generation *, int);
-static void	 do_reload(void);
+static int	 do_reload(void);
 static void	 do_stop(int);
 static int	 live_children(void);
 static const char *signame(int);
@@ -131,26 +136,49 @@ signame(int sig)
 /* ---- Start-up ---- */
 
 /*
- * Create runtime_dir and spool_dir when missing, owned by the
- * unprivileged user, mode 0700: the socket and spool are private.
+ * Create runtime_dir and spool_dir when missing and give them their
+ * owners and modes.  The spool is the children's: owned by the
+ * unprivileged user, mode 0700.  runtime_dir stays the master's, so a
+ * child can never replace the socket (or a pidfile kept there); children
+ * of another user only pass through it (0711) to a socket that is theirs
+ * alone (0600).  It is also what systemd wants: it hands a
+ * RuntimeDirectory= back to the service's user, recursively, on every
+ * command it runs for the unit (ExecReload= too) unless the directory
+ * already belongs to that user.
  */
 static int
 master_prepare_dirs(const struct config *cfg, char *err, size_t errlen)
 {
-	const char	*dirs[2] = { cfg->c_runtime_dir, cfg->c_spool_dir };
+	struct {
+		const char	*path;
+		uid_t		 uid;
+		gid_t		 gid;
+		mode_t		 mode;
+	}		 dirs[2];
 	uid_t		 uid;
 	gid_t		 gid;
 	size_t		 i;
+	int		 drop;
 
 	proc_user_ids(cfg, &uid, &gid);
+	drop = geteuid() == 0 && uid != (uid_t)-1 && uid != 0;
+	dirs[0].path = cfg->c_runtime_dir;
+	dirs[0].uid = geteuid();
+	dirs[0].gid = getegid();
+	dirs[0].mode = drop ? 0711 : 0700;
+	dirs[1].path = cfg->c_spool_dir;
+	dirs[1].uid = drop ? uid : geteuid();
+	dirs[1].gid = drop ? gid : getegid();
+	dirs[1].mode = 0700;
 	for (i = 0; i < nitems(dirs); i++) {
 		char	path[4096], *p;
 
-		if (strlen(dirs[i]) >= sizeof(path)) {
-			snprintf(err, errlen, "path too long: %s", dirs[i]);
+		if (strlen(dirs[i].path) >= sizeof(path)) {
+			snprintf(err, errlen, "path too long: %s",
+			    dirs[i].path);
 			return -1;
 		}
-		strlcpy(path, dirs[i], sizeof(path));
+		strlcpy(path, dirs[i].path, sizeof(path));
 		/* mkdir -p, the last component 0700. */
 		for (p = path + 1; ; p++) {
 			int last = *p == '\0';
@@ -167,14 +195,76 @@ master_prepare_dirs(const struct config *cfg, char *err, size_t errlen)
 				break;
 			*p = '/';
 		}
-		if (geteuid() == 0 && uid != (uid_t)-1 &&
-		    chown(dirs[i], uid, gid) == -1) {
-			snprintf(err, errlen, "cannot chown %s: %s", dirs[i],
-			    strerror(errno));
+		if (master_own_dir(dirs[i].path, dirs[i].uid, dirs[i].gid,
+		    dirs[i].mode, err, errlen) == -1)
 			return -1;
-		}
 	}
 	return 0;
+}
+
+/*
+ * Make a directory wsgate's own whatever an earlier run, a package or a
+ * service manager left: owned by uid:gid (when we are root, who alone
+ * may chown) and of the given mode.  A directory others share
+ * (world-writable or sticky, such as /tmp) is refused, not taken over.
+ */
+static int
+master_own_dir(const char *path, uid_t uid, gid_t gid, mode_t mode,
+    char *err, size_t errlen)
+{
+	struct stat	st;
+	int		fd, rc = -1;
+
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    fstat(fd, &st) == -1) {
+		snprintf(err, errlen, "cannot open %s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	if (st.st_mode & (S_IWOTH | S_ISVTX)) {
+		snprintf(err, errlen, "%s is a shared directory (mode %04o): "
+		    "give wsgate one of its own", path,
+		    (unsigned int)(st.st_mode & 07777));
+		goto out;
+	}
+	if (geteuid() == 0 && (st.st_uid != uid || st.st_gid != gid) &&
+	    fchown(fd, uid, gid) == -1) {
+		snprintf(err, errlen, "cannot chown %s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	if ((st.st_mode & 07777) != mode) {
+		if (fchmod(fd, mode) == -1) {
+			snprintf(err, errlen, "cannot chmod %04o %s: %s",
+			    (unsigned int)mode, path, strerror(errno));
+			goto out;
+		}
+		log_info("directory %s mode changed from %04o to %04o", path,
+		    (unsigned int)(st.st_mode & 07777), (unsigned int)mode);
+	}
+	rc = 0;
+out:
+	if (fd != -1)
+		close(fd);
+	return rc;
+}
+
+/*
+ * Children reopen the log file on USR1 after dropping privileges, so the
+ * file the master (root) opened, and may just have created, must be the
+ * user's [nginx ngx_reopen_files].
+ */
+static void
+master_log_owner(const struct config *cfg)
+{
+	uid_t	uid;
+	gid_t	gid;
+
+	if (geteuid() != 0 || log_fd() == STDERR_FILENO)
+		return;
+	proc_user_ids(cfg, &uid, &gid);
+	if (uid != (uid_t)-1 && fchown(log_fd(), uid, (gid_t)-1) == -1)
+		log_warn("cannot give the log file to user %s", cfg->c_user);
 }
 
 /* The SOCK_SEQPACKET socket dbwriters accept worker connections on. */
@@ -184,7 +274,8 @@ master_open_ipc(const struct config *cfg, char *err, size_t errlen)
 	struct sockaddr_un	sun;
 	uid_t			uid;
 	gid_t			gid;
-	int			fd;
+	mode_t			mask;
+	int			fd, rc;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -201,8 +292,12 @@ master_open_ipc(const struct config *cfg, char *err, size_t errlen)
 	}
 	/* A stale socket from a crashed run; the pidfile check came first. */
 	unlink(sun.sun_path);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    chmod(sun.sun_path, 0600) == -1 || listen(fd, 1024) == -1) {
+	/* 0600 from the start: nobody else may connect, even for a moment. */
+	mask = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(mask);
+	if (rc == -1 || chmod(sun.sun_path, 0600) == -1 ||
+	    listen(fd, 1024) == -1) {
 		snprintf(err, errlen, "cannot listen on %s: %s", sun.sun_path,
 		    strerror(errno));
 		close(fd);
@@ -651,6 +746,7 @@ run_timers(void)
 			}
 		}
 	}
+	sdnotify_watchdog(now);
 }
 
 /* Milliseconds until the next timer, or 0 for "none". */
@@ -669,13 +765,15 @@ next_timer(void)
 		CONSIDER(g->g_kill_at);
 	if (m.stopping)
 		CONSIDER(m.stop_deadline);
+	CONSIDER(sdnotify_watchdog_next());
 #undef CONSIDER
 	return t;
 }
 
 /* ---- Signals ---- */
 
-static void
+/* Reloading reports failure (-1) only to tell the service manager. */
+static int
 do_reload(void)
 {
 	struct config		*cfg;
@@ -689,7 +787,7 @@ do_reload(void)
 	if ((cfg = config_load(m.opts->mo_config_path, err,
 	    sizeof(err))) == NULL) {
 		log_errorx("reload failed: %s", err);
-		return;
+		return -1;
 	}
 	if (strcmp(cfg->c_runtime_dir, old->g_cfg->c_runtime_dir) != 0)
 		log_warnx("runtime_dir changed: keeps %s until restart",
@@ -701,7 +799,7 @@ do_reload(void)
 		log_errorx("reload failed: %s", err);
 		tls_ctx_free(ssl_ctx);
 		config_free(cfg);
-		return;
+		return -1;
 	}
 	if ((cfg->c_log_file == NULL) != (old->g_cfg->c_log_file == NULL) ||
 	    (cfg->c_log_file != NULL &&
@@ -711,6 +809,7 @@ do_reload(void)
 	} else if (log_reopen() == -1)
 		log_warn("cannot reopen log file");
 	log_set_level(cfg->c_log_level);
+	master_log_owner(cfg);
 
 	g = gen_new(cfg, ls, ssl_ctx);
 	m.cur = g;
@@ -721,6 +820,7 @@ do_reload(void)
 	gen_reap();
 	log_info("reload complete generation=%u workers=%d dbwriters=%d",
 	    g->g_id, cfg->c_workers, cfg->c_dbwriters);
+	return 0;
 }
 
 static void
@@ -732,10 +832,22 @@ do_stop(int sig)
 	if (m.stopping == SIGTERM || m.stopping == sig)
 		return;
 	m.stopping = sig == SIGQUIT ? SIGQUIT : SIGTERM;
+	sdnotify_send("STOPPING=1\nSTATUS=Stopping (%s)", signame(sig));
 	/* Children enforce shutdown_timeout; stragglers are killed after. */
 	m.stop_deadline = now_ms() + timeout +
 	    (m.stopping == SIGQUIT ? KILL_GRACE_MS : 0);
 	signal_children(NULL, m.stopping);
+}
+
+/* READY=1: after start-up (where -d reports success) and every reload. */
+static void
+master_notify_ready(const char *what)
+{
+	const struct config	*cfg = m.cur->g_cfg;
+
+	sdnotify_send("READY=1\nSTATUS=%s: generation %u, %d workers, "
+	    "%d dbwriters", what, m.cur->g_id, cfg->c_workers,
+	    cfg->c_dbwriters);
 }
 
 /* ---- Main loop ---- */
@@ -763,6 +875,7 @@ master_main(struct config *cfg, const struct master_opts *opts)
 		    cfg->c_log_file, strerror(errno));
 		return 1;
 	}
+	master_log_owner(cfg);
 
 	/* Connections are descriptors: take all the kernel allows us. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -815,10 +928,14 @@ master_main(struct config *cfg, const struct master_opts *opts)
 		close(notify);
 	}
 
+	/* Here, past any fork of -d: children must not see $NOTIFY_SOCKET. */
+	sdnotify_init();
+
 	log_info("wsgate %s starting config=%s", PACKAGE_VERSION,
 	    opts->mo_config_path);
 	m.cur = gen_new(cfg, ls, ssl_ctx);
 	start_generation(m.cur);
+	master_notify_ready("Serving");
 
 	for (;;) {
 		uint64_t t = next_timer(), now = now_ms();
@@ -838,8 +955,11 @@ master_main(struct config *cfg, const struct master_opts *opts)
 		case SIGHUP:
 			if (m.stopping)
 				log_warnx("reload ignored while stopping");
-			else
-				do_reload();
+			else {
+				sdnotify_reloading();
+				master_notify_ready(do_reload() == 0 ?
+				    "Serving" : "Reload failed, serving");
+			}
 			break;
 		case SIGTERM:
 		case SIGINT:
@@ -852,6 +972,7 @@ master_main(struct config *cfg, const struct master_opts *opts)
 				log_warn("cannot reopen log file");
 			else
 				log_info("reopened log files");
+			master_log_owner(m.cur->g_cfg);
 			signal_children(NULL, SIGUSR1);
 			break;
 		case SIGCHLD:

@@ -1,6 +1,8 @@
 /*
  * The dbwriter: accepts worker connections on the master's Unix socket,
- * checks their protocol version, and keeps a PostgreSQL connection up.
+ * checks their protocol version, takes their records (checked whole:
+ * each must decode, in increasing seq order) and hands them to store.c,
+ * which owns the PostgreSQL connections and the spool.
  */
 #include "autoconf.h"
 
@@ -9,6 +11,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,7 +23,6 @@
 #include "dbwriter.h"
 #include "ipc_proto.h"
 #include "log.h"
-#include "pg.h"
 #include "record.h"
 #include "store.h"
 #include "util.h"
@@ -38,6 +40,7 @@ struct peer {
 	struct buf		 p_rec;		/* a record arriving in pieces */
 	uint64_t		 p_rec_seq;
 	uint32_t		 p_rec_total;
+	uint64_t		 p_last_seq;	/* of the last record taken */
 };
 
 struct dbwriter {
@@ -50,7 +53,6 @@ struct dbwriter {
 	struct child_signals	 d_signals;
 	ev_timer		 d_stop_timer;
 	int			 d_stopping;
-	struct pg		 d_pg;
 	TAILQ_HEAD(, peer)	 d_peers;
 	uint64_t		 d_next_peer;
 	int			 d_handing_off;
@@ -64,6 +66,8 @@ static void	dbw_stop_cb(void *, int);
 static void	dbw_stop_timer_cb(struct ev_loop *, ev_timer *, int);
 static void	dbw_maybe_done(struct dbwriter *);
 static int	dbw_peer_record(struct peer *, const uint8_t *, size_t);
+static int	dbw_peer_records(struct peer *, const uint8_t *, size_t);
+static int	dbw_peer_take(struct peer *, const uint8_t *, size_t);
 static void	dbw_ack_cb(void *, uint64_t, uint64_t);
 static void	dbw_drained_cb(void *);
 static void	dbw_handoff_cb(void *);
@@ -147,6 +151,9 @@ dbw_peer_packet(struct peer *p, const uint8_t *buf, size_t len)
 		dbw_peer_handoff(p);
 		return 0;
 	}
+	if (h.ih_type == IPC_RECORDS && len > sizeof(h) &&
+	    p->p_rec.b_len == 0)
+		return dbw_peer_records(p, buf + sizeof(h), len - sizeof(h));
 	if (h.ih_type == IPC_RECORD && len >= sizeof(struct ipc_record))
 		return dbw_peer_record(p, buf, len);
 	log_warnx("unexpected packet from worker slot=%u type=%u",
@@ -159,7 +166,8 @@ static int
 dbw_peer_record(struct peer *p, const uint8_t *buf, size_t len)
 {
 	struct ipc_record	h;
-	size_t			piece = len - sizeof(h);
+	size_t			piece = len - sizeof(h), total;
+	uint64_t		seq;
 
 	memcpy(&h, buf, sizeof(h));
 	if (h.irc_total == 0 || h.irc_total > RECORD_SIZE_MAX ||
@@ -181,12 +189,57 @@ dbw_peer_record(struct peer *p, const uint8_t *buf, size_t len)
 	buf_append(&p->p_rec, buf + sizeof(h), piece);
 	if (p->p_rec.b_len < h.irc_total)
 		return 0;
-	store_add(p->p_id, h.irc_seq, p->p_rec.b_p, p->p_rec.b_len);
+	if (record_peek(p->p_rec.b_p, p->p_rec.b_len, &total, &seq) == -1 ||
+	    seq != h.irc_seq) {
+		log_warnx("bad record from worker slot=%u", p->p_slot);
+		return -1;
+	}
+	if (dbw_peer_take(p, (const uint8_t *)p->p_rec.b_p,
+	    p->p_rec.b_len) != (int)p->p_rec.b_len)
+		return -1;
 	buf_reset(&p->p_rec);
 	/* Large buffers go back; most records are small. */
 	if (p->p_rec.b_cap > IPC_MAX_PACKET * 4)
 		buf_free(&p->p_rec);
 	return 0;
+}
+
+/* Whole records back to back: all of them valid, or the peer goes. */
+static int
+dbw_peer_records(struct peer *p, const uint8_t *buf, size_t len)
+{
+	int	n;
+
+	while (len > 0) {
+		if ((n = dbw_peer_take(p, buf, len)) <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * The record at the start of buf[0..len) goes to the store if it
+ * decodes and its seq follows the last one's.  Returns its length, or
+ * 0 if it is not valid.
+ */
+static int
+dbw_peer_take(struct peer *p, const uint8_t *buf, size_t len)
+{
+	struct record	 r;
+	const char	*why = "";
+	size_t		 n;
+
+	if ((n = record_decode_next(buf, len, &r, &why)) == 0 ||
+	    r.r_seq <= p->p_last_seq) {
+		log_warnx("worker slot=%u sent an invalid record: %s",
+		    p->p_slot, n == 0 ? why : "seq out of order");
+		return 0;
+	}
+	p->p_last_seq = r.r_seq;
+	store_add(p->p_id, r.r_seq, buf, n);
+	return (int)n;
 }
 
 /*
@@ -389,8 +442,7 @@ dbwriter_main(struct config *cfg, int ipc_fd, int slot,
 	log_info("dbwriter started slot=%d generation=%u", slot, generation);
 	/* Unique per generation and slot: an old generation may still drain. */
 	snprintf(name, sizeof(name), "g%u-s%d", generation, slot);
-	pg_start(&d->d_pg, d->d_loop, cfg);
-	if (store_init(d->d_loop, cfg, &d->d_pg, name, dbw_ack_cb, d, err,
+	if (store_init(d->d_loop, cfg, name, dbw_ack_cb, d, err,
 	    sizeof(err)) == -1)
 		fatalx("%s", err);
 	ev_run(d->d_loop, 0);
@@ -399,7 +451,6 @@ dbwriter_main(struct config *cfg, int ipc_fd, int slot,
 	d->d_stopping = 0;
 	while (!TAILQ_EMPTY(&d->d_peers))
 		dbw_peer_close(TAILQ_FIRST(&d->d_peers));
-	pg_stop(&d->d_pg);
 	close(ipc_fd);
 	log_info("dbwriter exiting slot=%d generation=%u", slot, generation);
 	config_free(cfg);

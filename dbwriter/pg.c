@@ -21,7 +21,6 @@
 static void	pg_io_cb(struct ev_loop *, ev_io *, int);
 static void	pg_notice_cb(void *, const char *);
 static void	pg_retry_cb(struct ev_loop *, ev_timer *, int);
-static void	pg_connect(struct pg *);
 static void	pg_poll_connect(struct pg *);
 static void	pg_fail(struct pg *, const char *);
 static void	pg_watch(struct pg *, int);
@@ -90,7 +89,7 @@ pg_fail(struct pg *pg, const char *what)
 		pg->pg_on_state(pg->pg_on_state_arg, 0);
 }
 
-static void
+void
 pg_connect(struct pg *pg)
 {
 	pg->pg_state = PG_CONNECTING;
@@ -197,17 +196,16 @@ pg_ready(struct pg *pg)
 		pg->pg_on_state(pg->pg_on_state_arg, 1);
 }
 
-void
-pg_on_state(struct pg *pg, pg_state_fn *fn, void *arg)
-{
-	pg->pg_on_state = fn;
-	pg->pg_on_state_arg = arg;
-}
-
 int
 pg_idle(const struct pg *pg)
 {
 	return pg->pg_state == PG_READY;
+}
+
+int
+pg_up(const struct pg *pg)
+{
+	return pg->pg_state == PG_READY || pg->pg_state == PG_BUSY;
 }
 
 int
@@ -341,17 +339,20 @@ pg_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 void
-pg_start(struct pg *pg, struct ev_loop *loop, const struct config *cfg)
+pg_init(struct pg *pg, struct ev_loop *loop, const struct config *cfg,
+    pg_state_fn *fn, void *arg)
 {
 	memset(pg, 0, sizeof(*pg));
 	pg->pg_loop = loop;
 	pg->pg_cfg = cfg;
 	pg->pg_backoff_ms = PG_BACKOFF_MIN_MS;
+	pg->pg_state = PG_STOPPED;
+	pg->pg_on_state = fn;
+	pg->pg_on_state_arg = arg;
 	ev_init(&pg->pg_io, pg_io_cb);
 	pg->pg_io.data = pg;
 	ev_timer_init(&pg->pg_retry, pg_retry_cb, 0., 0.);
 	pg->pg_retry.data = pg;
-	pg_connect(pg);
 }
 
 void

@@ -50,14 +50,21 @@ struct pg {
 	void			*pg_on_state_arg;
 };
 
-/* Start connecting; the connection keeps itself up from then on. */
-void	pg_start(struct pg *, struct ev_loop *, const struct config *);
+/*
+ * Set up a connection, not connected yet; `fn` is called whenever it
+ * becomes ready or is lost.
+ */
+void	pg_init(struct pg *, struct ev_loop *, const struct config *,
+	    pg_state_fn *fn, void *arg);
 
-/* Called whenever the connection becomes ready or is lost. */
-void	pg_on_state(struct pg *, pg_state_fn *, void *);
+/* Start connecting; the connection keeps itself up from then on. */
+void	pg_connect(struct pg *);
 
 /* 1 when a batch can be sent now. */
 int	pg_idle(const struct pg *);
+
+/* 1 when connected and set up: idle, or with a batch in flight. */
+int	pg_up(const struct pg *);
 
 /*
  * Insert rows: the 8 parameters are PostgreSQL array literals (text

@@ -1,18 +1,44 @@
 /*
  * Record storage for the dbwriter.
  *
- * Records wait in `pending` (in arrival order) until a flush: at
- * db_batch_size records or after db_flush_interval.  A flush sends one
- * batch to PostgreSQL when the connection is idle; while PostgreSQL is
- * down, or a batch has not committed within db_spool_after, pending and
- * in-flight records go to the spool instead and are acknowledged once it
- * is fsynced.  Spooled records are replayed into PostgreSQL when nothing
- * else waits.  Acknowledgements are cumulative per peer and follow
- * arrival order, so a record is never acknowledged before an older one
- * of the same peer is durable.
+ * Records wait in `pending`, in arrival order.  Batches of up to
+ * db_batch_size records are cut from it (when that many wait, after
+ * db_flush_interval, at once while stopping) whenever one of the
+ * db_connections PostgreSQL connections is idle; each connection has one
+ * INSERT in flight, and records keep arriving meanwhile.
  *
- * A batch PostgreSQL rejects for its data is retried one record at a
- * time; a record rejected alone goes to the dead-letter file.
+ * Several connections rather than libpq's pipeline mode on one: with
+ * fsync on, most of a batch's time is its commit waiting for the WAL
+ * flush, and a server backend runs its statements one after the other,
+ * pipelined or not, so a pipeline saves only the round trips in between.
+ * Several backends insert a batch while another one's commit is being
+ * flushed, PostgreSQL flushes commits that wait together as one (group
+ * commit), and the inserts use more than one server CPU.  Each
+ * connection stays pg.c's simple one-statement state machine, and a
+ * broken connection fails only the batch it had.
+ *
+ * Batches commit in any order, but acknowledgements are cumulative per
+ * peer.  Batches of workers' records ("live") sit in `live` in the order
+ * they were cut, keep their place when they fail and go again, and are
+ * acknowledged from the head only as far as every batch is durable, so a
+ * record is never acknowledged before an older one of its peer.
+ *
+ * A live batch is spooled when no connection is up (at flush time), or
+ * once it (or a record still in `pending`) is db_spool_after old, sent
+ * or not; it counts as durable only when the spool's fsync returned.
+ * The spool is the disk thread's (spoolq.c): the loop never waits for
+ * the disk.  A spooled batch still at PostgreSQL is forgotten when it
+ * returns, whatever the outcome: its records replay from the spool.
+ *
+ * Replay: when a connection is idle and no live batch waits, the thread
+ * reads spooled records back into a "replay" batch.  Replay batches sit
+ * in `replay` in spool order; once committed, from the head in that
+ * order, the spool may drop them (spool_commit(), on the thread too).
+ * A failed replay batch goes again from memory.
+ *
+ * A batch PostgreSQL rejects for its data (SQLSTATE class 22, 23 or 54)
+ * is split in halves that go again, and so on down to single records: a
+ * record rejected alone goes to the dead-letter file.
  */
 #include "autoconf.h"
 
@@ -27,73 +53,140 @@
 
 #include "buf.h"
 #include "log.h"
+#include "pg.h"
 #include "record.h"
 #include "spool.h"
+#include "spoolq.h"
 #include "store.h"
 #include "utf8.h"
 #include "util.h"
+
+/* Seconds between looks for spools whose dbwriter is gone. */
+#define STORE_ADOPT_EVERY	10.0
 
 struct item {
 	TAILQ_ENTRY(item)	 it_entry;
 	uint64_t		 it_peer;	/* 0: from the spool */
 	uint64_t		 it_seq;
+	ev_tstamp		 it_born;	/* arrival */
 	struct spool_pos	 it_spos;	/* from the spool: its end */
 	size_t			 it_len;
 	uint8_t			 it_data[];
 };
 TAILQ_HEAD(item_list, item);
 
+enum batch_state {
+	B_WAIT,			/* to be sent to PostgreSQL */
+	B_SENT,			/* its INSERT in flight */
+	B_DONE			/* committed, or its record dead-lettered */
+};
+
+struct batch {
+	TAILQ_ENTRY(batch)	 b_entry;	/* in st.live or st.replay */
+	struct item_list	 b_items;
+	size_t			 b_n;
+	enum batch_state	 b_state;
+	int			 b_replay;	/* records from the spool */
+	int			 b_job;		/* the disk thread reads b_items */
+	int			 b_spooled;	/* durable in the spool */
+	int			 b_acked;
+	int			 b_aged;	/* spooled for db_spool_after */
+	int			 b_rejected;	/* for its data: split it */
+	char			 b_sqlstate[6];
+	char			 b_reason[256];	/* PostgreSQL's message */
+	ev_tstamp		 b_born;	/* arrival of its first record */
+};
+TAILQ_HEAD(batch_list, batch);
+
+struct peer_ack {
+	uint64_t	pa_peer;
+	uint64_t	pa_seq;
+};
+
 static struct {
 	struct ev_loop		*loop;
 	const struct config	*cfg;
-	struct pg		*pg;
 	struct spool		*spool;
+	struct spoolq		*q;
 	store_ack_fn		*ack;
 	void			*ack_arg;
+	struct pg		*conns;
+	int			 nconns;
+	int			 nstarted;
 	struct item_list	 pending;
 	size_t			 npending;
-	struct item_list	 inflight;	/* the batch at PostgreSQL */
-	size_t			 ninflight;
-	int			 inflight_acked; /* spooled while in flight */
-	int			 one_by_one;	/* bisecting a bad batch */
-	ev_tstamp		 inflight_since;
+	size_t			 nlive;		/* records of live batches not acked */
+	struct batch_list	 live;
+	struct batch_list	 replay;
+	int			 fetching;	/* a replay read is queued */
+	int			 spool_more;	/* the spool may hold records */
+	int			 flush_due;	/* db_flush_interval passed */
+	ev_tstamp		 retry_at;	/* no statement before (error) */
+	ev_tstamp		 spool_retry_at; /* no spooling before (full) */
 	ev_timer		 flush_timer;
-	ev_timer		 spool_timer;	/* db_spool_after of a batch */
+	ev_timer		 spool_timer;
+	ev_timer		 adopt_timer;
 	struct buf		 cols[PG_NPARAMS];
+	struct peer_ack		*acks;
+	size_t			 nacks;
+	size_t			 acks_cap;
 	void			(*drained)(void *);
 	void			*drained_arg;
 	int			 spool_full_logged;
+	int			 down_logged;
+	int			 kicking;
+	int			 kick_again;
+	int			 closing;
 } st;
 
-static void	store_flush(void);
 static void	store_flush_cb(struct ev_loop *, ev_timer *, int);
 static void	store_spool_cb(struct ev_loop *, ev_timer *, int);
+static void	store_adopt_cb(struct ev_loop *, ev_timer *, int);
 static void	store_pg_state_cb(void *, int);
 static void	store_done_cb(void *, int, const char *, const char *);
-static void	store_send(void);
-static int	store_replay(void);
-static int	store_to_spool(struct item_list *, size_t);
-static void	store_ack_items(struct item_list *);
-static void	store_free_items(struct item_list *);
-static void	store_check_drained(void);
-static void	col_text(struct buf *, const char *, size_t, int);
+static struct batch *batch_new(int, ev_tstamp);
+static void	batch_free(struct batch *);
+static struct batch *batch_cut(void);
+static void	batch_split(struct batch *);
 static int	batch_build(struct item_list *);
+static void	col_text(struct buf *, const char *, size_t, int);
+static int	store_pg_up(void);
+static void	store_step(void);
+static void	store_kick(void);
+static struct batch *store_next(void);
+static void	store_send(struct batch *, struct pg *);
+static void	store_rejected(struct batch *);
+static void	store_check_spool(void);
+static void	store_spool(struct batch *);
+static int	store_spool_work(struct spool *, void *);
+static void	store_spool_done(void *, int);
+static void	store_fetch(void);
+static int	store_fetch_work(struct spool *, void *);
+static void	store_fetch_done(void *, int);
+static int	store_commit_work(struct spool *, void *);
+static void	store_commit_done(void *, int);
+static int	store_dead_work(struct spool *, void *);
+static void	store_dead_done(void *, int);
+static void	store_release(void);
+static void	store_ack_add(const struct item_list *);
+static void	store_ack_send(void);
+static void	store_check_drained(void);
 
 int
-store_init(struct ev_loop *loop, const struct config *cfg, struct pg *pg,
+store_init(struct ev_loop *loop, const struct config *cfg,
     const char *spool_name, store_ack_fn *ack, void *arg, char *err,
     size_t errlen)
 {
-	int	tries;
+	int	tries, i;
 
 	memset(&st, 0, sizeof(st));
 	st.loop = loop;
 	st.cfg = cfg;
-	st.pg = pg;
 	st.ack = ack;
 	st.ack_arg = arg;
 	TAILQ_INIT(&st.pending);
-	TAILQ_INIT(&st.inflight);
+	TAILQ_INIT(&st.live);
+	TAILQ_INIT(&st.replay);
 	/*
 	 * A sibling adopting leftover spools holds each lock it tries for a
 	 * moment; ours is new, so a busy lock clears at once.  Start-up
@@ -113,18 +206,38 @@ store_init(struct ev_loop *loop, const struct config *cfg, struct pg *pg,
 	}
 	/* Spools of dbwriters that are gone are ours to replay. */
 	spool_adopt(st.spool);
+	st.spool_more = 1;
+	if ((st.q = spoolq_start(loop, st.spool)) == NULL) {
+		snprintf(err, errlen, "cannot start the spool thread: %s",
+		    strerror(errno));
+		spool_close(st.spool);
+		st.spool = NULL;
+		return -1;
+	}
 	ev_timer_init(&st.flush_timer, store_flush_cb,
 	    cfg->c_db_flush_interval / 1000.0, 0.);
-	ev_timer_init(&st.spool_timer, store_spool_cb,
-	    cfg->c_db_spool_after / 1000.0, 0.);
-	pg_on_state(pg, store_pg_state_cb, NULL);
+	ev_timer_init(&st.spool_timer, store_spool_cb, 0., 0.);
+	ev_timer_init(&st.adopt_timer, store_adopt_cb, STORE_ADOPT_EVERY,
+	    STORE_ADOPT_EVERY);
+	ev_timer_start(loop, &st.adopt_timer);
+	/*
+	 * The first connection creates the table; the others start once it
+	 * is ready (store_pg_state_cb), so that they do not race it.
+	 */
+	st.nconns = (int)cfg->c_db_connections;
+	st.conns = xcalloc((size_t)st.nconns, sizeof(*st.conns));
+	for (i = 0; i < st.nconns; i++)
+		pg_init(&st.conns[i], loop, cfg, store_pg_state_cb,
+		    &st.conns[i]);
+	pg_connect(&st.conns[0]);
+	st.nstarted = 1;
 	return 0;
 }
 
 size_t
 store_pending(void)
 {
-	return st.npending + (st.inflight_acked ? 0 : st.ninflight);
+	return st.npending + st.nlive;
 }
 
 void
@@ -135,84 +248,91 @@ store_add(uint64_t peer_id, uint64_t seq, const void *rec, size_t len)
 	it = xmalloc(sizeof(*it) + len);
 	it->it_peer = peer_id;
 	it->it_seq = seq;
+	it->it_born = ev_now(st.loop);
 	it->it_len = len;
 	memcpy(it->it_data, rec, len);
 	TAILQ_INSERT_TAIL(&st.pending, it, it_entry);
-	st.npending++;
-	if (st.npending >= st.cfg->c_db_batch_size)
-		store_flush();
-	else if (!ev_is_active(&st.flush_timer))
+	if (!ev_is_active(&st.flush_timer))
 		ev_timer_start(st.loop, &st.flush_timer);
-}
-
-/* ---- Acknowledgements ---- */
-
-/* Items are in arrival order: the last of each peer is its ack. */
-static void
-store_ack_items(struct item_list *list)
-{
-	struct item	*it, *later;
-
-	TAILQ_FOREACH(it, list, it_entry) {
-		if (it->it_peer == 0)
-			continue;
-		for (later = TAILQ_NEXT(it, it_entry); later != NULL;
-		    later = TAILQ_NEXT(later, it_entry))
-			if (later->it_peer == it->it_peer)
-				break;
-		if (later == NULL)
-			st.ack(st.ack_arg, it->it_peer, it->it_seq);
-	}
-}
-
-static void
-store_free_items(struct item_list *list)
-{
-	struct item	*it;
-
-	while ((it = TAILQ_FIRST(list)) != NULL) {
-		TAILQ_REMOVE(list, it, it_entry);
-		free(it);
-	}
-}
-
-/* ---- Spool ---- */
-
-/*
- * Spool the first `n` items of `list` (those from the spool itself are
- * skipped) and fsync.  Returns 0 when they are durable, -1 when the
- * spool is full or failing (nothing may be acknowledged).
- */
-static int
-store_to_spool(struct item_list *list, size_t n)
-{
-	struct item	*it;
-	size_t		 i = 0;
-
-	TAILQ_FOREACH(it, list, it_entry) {
-		if (i++ == n)
-			break;
-		if (it->it_peer == 0)
-			continue;
-		if (spool_append(st.spool, it->it_data, it->it_len) !=
-		    SPOOL_OK) {
-			spool_discard(st.spool);
-			goto full;
-		}
-	}
-	if (spool_sync(st.spool) != SPOOL_OK)
-		goto full;
-	st.spool_full_logged = 0;
-	return 0;
-full:
-	if (!st.spool_full_logged)
-		log_warnx("spool full or failing: records wait, workers "
-		    "are not acknowledged pending=%zu", st.npending);
-	st.spool_full_logged = 1;
-	return -1;
+	if (++st.npending >= st.cfg->c_db_batch_size)
+		store_step();
+	else if (st.npending == 1 && !ev_is_active(&st.spool_timer))
+		store_check_spool();	/* its db_spool_after */
 }
 
 /* ---- Batches ---- */
+
+static struct batch *
+batch_new(int replay, ev_tstamp born)
+{
+	struct batch	*b;
+
+	b = xcalloc(1, sizeof(*b));
+	TAILQ_INIT(&b->b_items);
+	b->b_replay = replay;
+	b->b_born = born;
+	return b;
+}
+
+static void
+batch_free(struct batch *b)
+{
+	struct item	*it;
+
+	while ((it = TAILQ_FIRST(&b->b_items)) != NULL) {
+		TAILQ_REMOVE(&b->b_items, it, it_entry);
+		free(it);
+	}
+	free(b);
+}
+
+/* The oldest pending records, up to a batch, become a live batch. */
+static struct batch *
+batch_cut(void)
+{
+	struct batch	*b;
+	struct item	*it;
+
+	b = batch_new(0, TAILQ_FIRST(&st.pending)->it_born);
+	while (b->b_n < st.cfg->c_db_batch_size &&
+	    (it = TAILQ_FIRST(&st.pending)) != NULL) {
+		TAILQ_REMOVE(&st.pending, it, it_entry);
+		TAILQ_INSERT_TAIL(&b->b_items, it, it_entry);
+		b->b_n++;
+	}
+	st.npending -= b->b_n;
+	st.nlive += b->b_n;
+	if (st.npending == 0) {
+		st.flush_due = 0;
+		ev_timer_stop(st.loop, &st.flush_timer);
+	}
+	TAILQ_INSERT_TAIL(&st.live, b, b_entry);
+	return b;
+}
+
+/* Its second half becomes a batch of its own, right after it. */
+static void
+batch_split(struct batch *b)
+{
+	struct batch	*nb;
+	struct item	*it, *next;
+	size_t		 i, keep = b->b_n / 2;
+
+	nb = batch_new(b->b_replay, b->b_born);
+	it = TAILQ_FIRST(&b->b_items);
+	for (i = 0; i < keep; i++)
+		it = TAILQ_NEXT(it, it_entry);
+	for (; it != NULL; it = next) {
+		next = TAILQ_NEXT(it, it_entry);
+		TAILQ_REMOVE(&b->b_items, it, it_entry);
+		TAILQ_INSERT_TAIL(&nb->b_items, it, it_entry);
+	}
+	nb->b_n = b->b_n - keep;
+	b->b_n = keep;
+	b->b_rejected = 0;
+	TAILQ_INSERT_AFTER(b->b_replay ? &st.replay : &st.live, b, nb,
+	    b_entry);
+}
 
 /*
  * Append one text element to a PostgreSQL array literal: quoted, with
@@ -291,7 +411,7 @@ batch_build(struct item_list *list)
 	}
 	TAILQ_FOREACH(it, list, it_entry) {
 		if (record_decode(it->it_data, it->it_len, &r, &why) == -1) {
-			/* Our own encoding: cannot happen, never loops. */
+			/* Checked on arrival: cannot happen, never loops. */
 			log_warnx("undecodable record dropped: %s", why);
 			continue;
 		}
@@ -328,209 +448,505 @@ batch_build(struct item_list *list)
 	return n;
 }
 
-/* Move up to a batch (one record when bisecting) to PostgreSQL. */
-static void
-store_send(void)
+/* ---- Sending ---- */
+
+/* Some connection is up (ready or busy): PostgreSQL is not down. */
+static int
+store_pg_up(void)
 {
-	const char	*params[PG_NPARAMS];
-	struct item	*it;
-	size_t		 max = st.one_by_one ? 1 : st.cfg->c_db_batch_size;
+	int	i;
+
+	for (i = 0; i < st.nconns; i++)
+		if (pg_up(&st.conns[i]))
+			return 1;
+	return 0;
+}
+
+/* After anything changed: spool what must be, send what can be. */
+static void
+store_step(void)
+{
+	store_check_spool();
+	store_kick();
+	store_check_drained();
+}
+
+/* Give every idle connection a batch. */
+static void
+store_kick(void)
+{
+	struct batch	*b;
 	int		 i;
 
-	while (st.ninflight < max && (it = TAILQ_FIRST(&st.pending)) != NULL) {
-		TAILQ_REMOVE(&st.pending, it, it_entry);
-		st.npending--;
-		TAILQ_INSERT_TAIL(&st.inflight, it, it_entry);
-		st.ninflight++;
-	}
-	if (st.ninflight == 0)
+	if (st.closing)
 		return;
-	batch_build(&st.inflight);
-	for (i = 0; i < PG_NPARAMS; i++)
-		params[i] = st.cols[i].b_p;
-	st.inflight_acked = 0;
-	st.inflight_since = ev_now(st.loop);
-	if (pg_insert(st.pg, params, store_done_cb, NULL) == -1) {
-		/* Not idle after all: back to the front of pending. */
-		while ((it = TAILQ_LAST(&st.inflight, item_list)) != NULL) {
-			TAILQ_REMOVE(&st.inflight, it, it_entry);
-			TAILQ_INSERT_HEAD(&st.pending, it, it_entry);
-			st.npending++;
+	/* pg_insert() may fail the connection, which calls us back. */
+	if (st.kicking) {
+		st.kick_again = 1;
+		return;
+	}
+	st.kicking = 1;
+	do {
+		st.kick_again = 0;
+		for (i = 0; i < st.nconns; i++) {
+			if (!pg_idle(&st.conns[i]))
+				continue;
+			if ((b = store_next()) == NULL)
+				break;
+			store_send(b, &st.conns[i]);
 		}
-		st.ninflight = 0;
-		return;
-	}
-	ev_timer_set(&st.spool_timer, st.cfg->c_db_spool_after / 1000.0, 0.);
-	ev_timer_start(st.loop, &st.spool_timer);
+	} while (st.kick_again);
+	st.kicking = 0;
 }
 
-/* Load a batch of spooled records to replay.  Returns 1 if sent. */
-static int
-store_replay(void)
+/*
+ * The next batch to send: a live one to send again, a new one from
+ * pending, a replay batch; or NULL (asking the thread for spooled
+ * records if nothing else waits).
+ */
+static struct batch *
+store_next(void)
 {
-	struct spool_rec	 sr;
-	struct item		*it;
-	size_t			 n = 0;
+	struct batch	*b;
+	ev_tstamp	 now = ev_now(st.loop);
 
-	while (n < st.cfg->c_db_batch_size &&
-	    spool_replay_next(st.spool, &sr) == 1) {
-		it = xmalloc(sizeof(*it) + sr.sr_len);
-		it->it_peer = 0;
-		it->it_seq = 0;
-		it->it_spos = sr.sr_end;
-		it->it_len = sr.sr_len;
-		memcpy(it->it_data, sr.sr_data, sr.sr_len);
-		TAILQ_INSERT_TAIL(&st.pending, it, it_entry);
-		st.npending++;
-		n++;
+	if (now < st.retry_at) {
+		if (!ev_is_active(&st.flush_timer)) {
+			ev_timer_set(&st.flush_timer, st.retry_at - now, 0.);
+			ev_timer_start(st.loop, &st.flush_timer);
+		}
+		return NULL;
 	}
-	if (n == 0)
-		return 0;
-	log_info("replaying spooled records count=%zu", n);
-	store_send();
-	return 1;
+	TAILQ_FOREACH(b, &st.live, b_entry)
+		if (b->b_state == B_WAIT && !b->b_job && !b->b_spooled)
+			return b;
+	if (st.npending > 0 && (st.flush_due || st.drained != NULL ||
+	    st.npending >= st.cfg->c_db_batch_size))
+		return batch_cut();
+	TAILQ_FOREACH(b, &st.replay, b_entry)
+		if (b->b_state == B_WAIT && !b->b_job)
+			return b;
+	store_fetch();
+	return NULL;
 }
 
 static void
-store_flush(void)
+store_send(struct batch *b, struct pg *pg)
 {
-	ev_timer_stop(st.loop, &st.flush_timer);
-	if (pg_idle(st.pg)) {
-		if (st.npending > 0)
-			store_send();
-		else if (st.ninflight == 0)
-			store_replay();
+	const char	*params[PG_NPARAMS];
+	int		 i;
+
+	batch_build(&b->b_items);
+	for (i = 0; i < PG_NPARAMS; i++)
+		params[i] = st.cols[i].b_p;
+	/* -1: the connection broke just now; the batch waits for another. */
+	if (pg_insert(pg, params, store_done_cb, b) == 0)
+		b->b_state = B_SENT;
+}
+
+/* pg.c: the batch's INSERT finished. */
+static void
+store_done_cb(void *arg, int ok, const char *sqlstate, const char *msg)
+{
+	struct batch	*b = arg;
+	int		 data_error;
+
+	b->b_state = B_WAIT;
+	if (ok) {
+		b->b_state = B_DONE;
+		store_release();
+		store_step();
 		return;
 	}
-	if (st.npending == 0)
-		return;
-	/*
-	 * PostgreSQL is down, or busy with a batch (spooled, or not yet
-	 * too slow): spool what waits unless the batch in flight is fine.
-	 */
-	if (st.ninflight > 0 && !st.inflight_acked)
-		return;	/* store_spool_cb decides when it is too slow */
-	if (store_to_spool(&st.pending, st.npending) == 0) {
-		store_ack_items(&st.pending);
-		store_free_items(&st.pending);
-		st.npending = 0;
-		store_check_drained();
-	} else
-		ev_timer_start(st.loop, &st.flush_timer);
+	/* Class 22 (data exception), 23 (integrity), 54 (too large). */
+	data_error = strncmp(sqlstate, "22", 2) == 0 ||
+	    strncmp(sqlstate, "23", 2) == 0 || strncmp(sqlstate, "54", 2) == 0;
+	if (data_error && !b->b_spooled) {
+		snprintf(b->b_sqlstate, sizeof(b->b_sqlstate), "%s", sqlstate);
+		snprintf(b->b_reason, sizeof(b->b_reason), "%s", msg);
+		if (b->b_n > 1)
+			log_warnx("batch rejected sqlstate=%s: retrying its %zu "
+			    "records in halves", sqlstate, b->b_n);
+		b->b_rejected = 1;
+		store_rejected(b);
+	} else if (sqlstate[0] != '\0' && !b->b_spooled) {
+		/* Not the connection (pg.c logged that): say, and wait. */
+		log_warnx("batch failed sqlstate=%s rows=%zu: %s", sqlstate,
+		    b->b_n, msg);
+		st.retry_at = ev_now(st.loop) +
+		    st.cfg->c_db_flush_interval / 1000.0;
+	}
+	store_release();
+	store_step();
 }
+
+/* Split a batch rejected for its data, or dead-letter its one record. */
+static void
+store_rejected(struct batch *b)
+{
+	if (b->b_job)
+		return;		/* when the spool is done with it */
+	if (b->b_n > 1) {
+		batch_split(b);
+		return;
+	}
+	log_warnx("record rejected, dead-lettered sqlstate=%s reason=\"%s\"",
+	    b->b_sqlstate, b->b_reason);
+	b->b_job = 1;
+	spoolq_run(st.q, 0, store_dead_work, store_dead_done, b);
+}
+
+/* On the disk thread. */
+static int
+store_dead_work(struct spool *sp, void *arg)
+{
+	struct batch	*b = arg;
+	struct item	*it = TAILQ_FIRST(&b->b_items);
+
+	/* Logged by spool.c if it fails: the record is not retried. */
+	spool_dead_letter(sp, it->it_data, it->it_len, b->b_reason);
+	return SPOOL_OK;
+}
+
+static void
+store_dead_done(void *arg, int result)
+{
+	struct batch	*b = arg;
+
+	(void)result;
+	b->b_job = 0;
+	b->b_state = B_DONE;
+	store_release();
+	store_step();
+}
+
+/* ---- Spooling ---- */
+
+/*
+ * Spool the live batches that must be: all of them while no connection
+ * is up, else those db_spool_after old (pending records that old become
+ * batches first).  Arm the timer for the next one to come of age.
+ */
+static void
+store_check_spool(void)
+{
+	struct batch	*b;
+	struct item	*it;
+	ev_tstamp	 now = ev_now(st.loop), next = 0;
+	ev_tstamp	 after = st.cfg->c_db_spool_after / 1000.0;
+	int		 down;
+
+	if (st.closing)
+		return;
+	ev_timer_stop(st.loop, &st.spool_timer);
+	if (now < st.spool_retry_at) {
+		next = st.spool_retry_at;
+		goto arm;
+	}
+	if (!(down = !store_pg_up()))
+		st.down_logged = 0;
+	it = TAILQ_FIRST(&st.pending);
+	if (it != NULL && (now - it->it_born >= after || (down &&
+	    (st.flush_due || st.drained != NULL ||
+	    st.npending >= st.cfg->c_db_batch_size))))
+		while (st.npending > 0)
+			batch_cut();
+	TAILQ_FOREACH(b, &st.live, b_entry) {
+		if (b->b_state == B_DONE || b->b_spooled || b->b_job)
+			continue;
+		if (down || now - b->b_born >= after) {
+			if (down && !st.down_logged)
+				log_warnx("PostgreSQL down: spooling records");
+			st.down_logged |= down;
+			b->b_aged = !down;
+			store_spool(b);
+		} else if (next == 0 || b->b_born + after < next)
+			next = b->b_born + after;
+	}
+	it = TAILQ_FIRST(&st.pending);
+	if (it != NULL && (next == 0 || it->it_born + after < next))
+		next = it->it_born + after;
+arm:
+	if (next > 0) {
+		ev_timer_set(&st.spool_timer, next > now ? next - now : 0., 0.);
+		ev_timer_start(st.loop, &st.spool_timer);
+	}
+}
+
+static void
+store_spool(struct batch *b)
+{
+	b->b_job = 1;
+	spoolq_run(st.q, SPOOLQ_SYNC, store_spool_work, store_spool_done, b);
+}
+
+/* On the disk thread: the sync follows (SPOOLQ_SYNC). */
+static int
+store_spool_work(struct spool *sp, void *arg)
+{
+	struct batch	*b = arg;
+	struct item	*it;
+	int		 r;
+
+	TAILQ_FOREACH(it, &b->b_items, it_entry)
+		if ((r = spool_append(sp, it->it_data, it->it_len)) !=
+		    SPOOL_OK)
+			return r;
+	return SPOOL_OK;
+}
+
+static void
+store_spool_done(void *arg, int result)
+{
+	struct batch	*b = arg;
+	ev_tstamp	 now = ev_now(st.loop);
+
+	b->b_job = 0;
+	if (result == SPOOL_OK) {
+		b->b_spooled = 1;
+		st.spool_more = 1;
+		st.spool_full_logged = 0;
+		if (b->b_aged)
+			log_warnx("PostgreSQL slow: batch spooled after %.0f ms "
+			    "rows=%zu", (now - b->b_born) * 1000, b->b_n);
+	} else {
+		if (!st.spool_full_logged)
+			log_warnx("spool full or failing: records wait, "
+			    "workers are not acknowledged pending=%zu",
+			    store_pending());
+		st.spool_full_logged = 1;
+		st.spool_retry_at = now + st.cfg->c_db_flush_interval / 1000.0;
+		if (b->b_rejected && b->b_state == B_WAIT)
+			store_rejected(b);
+	}
+	store_release();
+	store_step();
+}
+
+/* ---- Replay ---- */
+
+/* Ask the disk thread for a batch of spooled records. */
+static void
+store_fetch(void)
+{
+	if (st.fetching || !st.spool_more || st.closing)
+		return;
+	st.fetching = 1;
+	spoolq_run(st.q, 0, store_fetch_work, store_fetch_done,
+	    batch_new(1, ev_now(st.loop)));
+}
+
+/* On the disk thread; when the spool is empty, adopt orphans. */
+static int
+store_fetch_work(struct spool *sp, void *arg)
+{
+	struct batch		*b = arg;
+	struct spool_rec	 sr;
+	struct item		*it;
+	int			 adopted = 0;
+
+	for (;;) {
+		while (b->b_n < st.cfg->c_db_batch_size &&
+		    spool_replay_next(sp, &sr) == 1) {
+			it = xmalloc(sizeof(*it) + sr.sr_len);
+			it->it_peer = 0;
+			it->it_seq = 0;
+			it->it_born = b->b_born;
+			it->it_spos = sr.sr_end;
+			it->it_len = sr.sr_len;
+			memcpy(it->it_data, sr.sr_data, sr.sr_len);
+			TAILQ_INSERT_TAIL(&b->b_items, it, it_entry);
+			b->b_n++;
+		}
+		if (b->b_n > 0 || adopted || spool_adopt(sp) <= 0)
+			return SPOOL_OK;
+		adopted = 1;
+	}
+}
+
+static void
+store_fetch_done(void *arg, int result)
+{
+	struct batch	*b = arg;
+
+	(void)result;
+	st.fetching = 0;
+	if (b->b_n == 0) {
+		st.spool_more = 0;
+		batch_free(b);
+	} else {
+		log_info("replaying spooled records count=%zu", b->b_n);
+		TAILQ_INSERT_TAIL(&st.replay, b, b_entry);
+	}
+	store_step();
+}
+
+/* On the disk thread: everything up to the position is in PostgreSQL. */
+static int
+store_commit_work(struct spool *sp, void *arg)
+{
+	spool_commit(sp, arg);
+	return SPOOL_OK;
+}
+
+static void
+store_commit_done(void *arg, int result)
+{
+	(void)result;
+	free(arg);
+	store_check_drained();
+}
+
+/* Now and then: look for spools of dbwriters that are gone. */
+static void
+store_adopt_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)t;
+	(void)revents;
+	st.spool_more = 1;
+	store_kick();
+}
+
+/* ---- Acknowledgements and commits ---- */
+
+/*
+ * Acknowledge the live batches that are durable, from the oldest up to
+ * the first that is not, and free those nothing holds any more.  Commit
+ * the replayed batches to the spool, oldest first.
+ */
+static void
+store_release(void)
+{
+	struct batch		*b, *next;
+	struct spool_pos	*pos;
+
+	for (b = TAILQ_FIRST(&st.live); b != NULL; b = next) {
+		next = TAILQ_NEXT(b, b_entry);
+		if (b->b_state != B_DONE && !b->b_spooled)
+			break;
+		if (!b->b_acked) {
+			store_ack_add(&b->b_items);
+			b->b_acked = 1;
+			st.nlive -= b->b_n;
+		}
+		if (b->b_state != B_SENT && !b->b_job) {
+			TAILQ_REMOVE(&st.live, b, b_entry);
+			batch_free(b);
+		}
+	}
+	store_ack_send();
+	while ((b = TAILQ_FIRST(&st.replay)) != NULL &&
+	    b->b_state == B_DONE && !b->b_job) {
+		TAILQ_REMOVE(&st.replay, b, b_entry);
+		pos = xmalloc(sizeof(*pos));
+		*pos = TAILQ_LAST(&b->b_items, item_list)->it_spos;
+		batch_free(b);
+		spoolq_run(st.q, 0, store_commit_work, store_commit_done, pos);
+	}
+}
+
+/* Note the last seq of each peer in the list (items in seq order). */
+static void
+store_ack_add(const struct item_list *list)
+{
+	struct item	*it;
+	size_t		 i;
+
+	TAILQ_FOREACH(it, list, it_entry) {
+		if (it->it_peer == 0)
+			continue;
+		for (i = 0; i < st.nacks; i++)
+			if (st.acks[i].pa_peer == it->it_peer)
+				break;
+		if (i == st.nacks) {
+			if (st.nacks == st.acks_cap) {
+				st.acks_cap = st.acks_cap ? st.acks_cap * 2 : 8;
+				st.acks = xrealloc(st.acks, st.acks_cap *
+				    sizeof(*st.acks));
+			}
+			st.acks[st.nacks++].pa_peer = it->it_peer;
+		}
+		st.acks[i].pa_seq = it->it_seq;
+	}
+}
+
+static void
+store_ack_send(void)
+{
+	struct peer_ack	*a = st.acks;
+	size_t		 i, n = st.nacks, cap = st.acks_cap;
+
+	/*
+	 * The callback may drop a peer and come back here: it gets an
+	 * array of its own (an older ack it sends after a newer one is
+	 * ignored by the worker).
+	 */
+	st.acks = NULL;
+	st.nacks = st.acks_cap = 0;
+	for (i = 0; i < n; i++)
+		st.ack(st.ack_arg, a[i].pa_peer, a[i].pa_seq);
+	if (st.acks == NULL) {
+		st.acks = a;
+		st.acks_cap = cap;
+	} else
+		free(a);
+}
+
+/* ---- Events ---- */
 
 static void
 store_flush_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)loop;
-	(void)t;
 	(void)revents;
-	store_flush();
+	ev_timer_set(t, st.cfg->c_db_flush_interval / 1000.0, 0.);
+	if (st.npending > 0)
+		st.flush_due = 1;
+	store_step();
 }
 
-/* A batch has not committed within db_spool_after: spool it. */
 static void
 store_spool_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)loop;
 	(void)t;
 	(void)revents;
-	if (st.ninflight == 0 || st.inflight_acked)
-		return;
-	if (store_to_spool(&st.inflight, st.ninflight) == -1) {
-		ev_timer_start(st.loop, &st.spool_timer);
-		return;
-	}
-	log_warnx("PostgreSQL slow: batch spooled after %.0f ms rows=%zu",
-	    (ev_now(st.loop) - st.inflight_since) * 1000, st.ninflight);
-	store_ack_items(&st.inflight);
-	st.inflight_acked = 1;
-	store_flush();
-	store_check_drained();
+	store_step();
 }
 
-static void
-store_done_cb(void *arg, int ok, const char *sqlstate, const char *msg)
-{
-	struct item	*it;
-	int		 data_error;
-
-	(void)arg;
-	ev_timer_stop(st.loop, &st.spool_timer);
-	if (ok) {
-		if (!st.inflight_acked)
-			store_ack_items(&st.inflight);
-		TAILQ_FOREACH(it, &st.inflight, it_entry)
-			if (it->it_peer == 0)
-				spool_commit(st.spool, &it->it_spos);
-		store_free_items(&st.inflight);
-		st.ninflight = 0;
-		if (st.one_by_one && st.npending == 0)
-			st.one_by_one = 0;
-		store_flush();
-		store_check_drained();
-		return;
-	}
-	/* Class 22 (data exception), 23 (integrity), 54 (too large). */
-	data_error = sqlstate[0] != '\0' && (strncmp(sqlstate, "22", 2) == 0 ||
-	    strncmp(sqlstate, "23", 2) == 0 || strncmp(sqlstate, "54", 2) == 0);
-	if (data_error && st.ninflight == 1) {
-		it = TAILQ_FIRST(&st.inflight);
-		log_warnx("record rejected, dead-lettered sqlstate=%s "
-		    "reason=\"%s\"", sqlstate, msg);
-		spool_dead_letter(st.spool, it->it_data, it->it_len, msg);
-		if (!st.inflight_acked)
-			store_ack_items(&st.inflight);
-		if (it->it_peer == 0)
-			spool_commit(st.spool, &it->it_spos);
-		store_free_items(&st.inflight);
-		st.ninflight = 0;
-		store_flush();
-		store_check_drained();
-		return;
-	}
-	if (data_error) {
-		log_warnx("batch rejected sqlstate=%s: retrying its %zu "
-		    "records one by one", sqlstate, st.ninflight);
-		st.one_by_one = 1;
-	}
-	/* Back to the front of pending; spooled replays go back too. */
-	while ((it = TAILQ_LAST(&st.inflight, item_list)) != NULL) {
-		TAILQ_REMOVE(&st.inflight, it, it_entry);
-		if (st.inflight_acked && it->it_peer != 0) {
-			/* Already durable in the spool; it replays from there. */
-			free(it);
-			continue;
-		}
-		TAILQ_INSERT_HEAD(&st.pending, it, it_entry);
-		st.npending++;
-	}
-	st.ninflight = 0;
-	if (!data_error)
-		spool_rewind(st.spool);
-	/* Connection trouble: the next flush spools if it stays down. */
-	ev_timer_start(st.loop, &st.flush_timer);
-}
-
+/* A connection became ready (start the others) or was lost. */
 static void
 store_pg_state_cb(void *arg, int ready)
 {
 	(void)arg;
-	if (ready)
-		store_flush();
+	while (ready && st.nstarted < st.nconns)
+		pg_connect(&st.conns[st.nstarted++]);
+	store_step();
 }
 
 /* ---- Stopping ---- */
 
+/*
+ * Drained: every live record durable, and, while PostgreSQL is up, the
+ * spool replayed; nothing at PostgreSQL or the disk thread that could
+ * still change that.
+ */
 static void
 store_check_drained(void)
 {
-	void	(*fn)(void *) = st.drained;
+	void		(*fn)(void *) = st.drained;
+	struct batch	*b;
 
-	if (fn != NULL && store_pending() == 0) {
-		st.drained = NULL;
-		fn(st.drained_arg);
-	}
+	if (fn == NULL || store_pending() > 0 || spoolq_busy(st.q) > 0)
+		return;
+	TAILQ_FOREACH(b, &st.replay, b_entry)
+		if (b->b_state == B_SENT)
+			return;
+	if (store_pg_up() && (st.spool_more || !TAILQ_EMPTY(&st.replay)))
+		return;
+	st.drained = NULL;
+	fn(st.drained_arg);
 }
 
 void
@@ -538,28 +954,74 @@ store_drain(void (*done)(void *), void *arg)
 {
 	st.drained = done;
 	st.drained_arg = arg;
-	store_flush();
-	store_check_drained();
+	st.spool_more = 1;
+	store_step();
 }
 
 void
 store_shutdown(void)
 {
-	int	i;
+	struct batch	*b;
+	struct item	*it;
+	int		 i, ok;
 
 	ev_timer_stop(st.loop, &st.flush_timer);
 	ev_timer_stop(st.loop, &st.spool_timer);
-	if (st.ninflight > 0 && !st.inflight_acked &&
-	    store_to_spool(&st.inflight, st.ninflight) == 0)
-		store_ack_items(&st.inflight);
-	if (st.npending > 0 && store_to_spool(&st.pending, st.npending) == 0)
-		store_ack_items(&st.pending);
-	store_free_items(&st.inflight);
-	store_free_items(&st.pending);
-	st.ninflight = st.npending = 0;
+	ev_timer_stop(st.loop, &st.adopt_timer);
+	/* Completions may still acknowledge; they start nothing new. */
+	st.closing = 1;
+	st.drained = NULL;
+	if (st.q != NULL)
+		spoolq_stop(st.q);
+	/*
+	 * What is not durable goes to the spool now, in one sync: the live
+	 * batches in order, then pending.  The thread is gone: ours alone.
+	 */
+	ok = st.spool != NULL;
+	TAILQ_FOREACH(b, &st.live, b_entry) {
+		if (!ok || b->b_acked)
+			continue;
+		TAILQ_FOREACH(it, &b->b_items, it_entry)
+			if (spool_append(st.spool, it->it_data, it->it_len) !=
+			    SPOOL_OK)
+				ok = 0;
+	}
+	TAILQ_FOREACH(it, &st.pending, it_entry)
+		if (ok && spool_append(st.spool, it->it_data, it->it_len) !=
+		    SPOOL_OK)
+			ok = 0;
+	if (ok && spool_sync(st.spool) == SPOOL_OK) {
+		TAILQ_FOREACH(b, &st.live, b_entry)
+			if (!b->b_acked)
+				store_ack_add(&b->b_items);
+		store_ack_add(&st.pending);
+		store_ack_send();
+	} else if (store_pending() > 0)
+		log_warnx("cannot spool at exit: records unacknowledged "
+		    "count=%zu; the workers send them again", store_pending());
+	while ((b = TAILQ_FIRST(&st.live)) != NULL) {
+		TAILQ_REMOVE(&st.live, b, b_entry);
+		batch_free(b);
+	}
+	while ((b = TAILQ_FIRST(&st.replay)) != NULL) {
+		TAILQ_REMOVE(&st.replay, b, b_entry);
+		batch_free(b);
+	}
+	while ((it = TAILQ_FIRST(&st.pending)) != NULL) {
+		TAILQ_REMOVE(&st.pending, it, it_entry);
+		free(it);
+	}
+	st.npending = st.nlive = 0;
+	for (i = 0; i < st.nconns; i++)
+		pg_stop(&st.conns[i]);
+	free(st.conns);
+	st.conns = NULL;
 	for (i = 0; i < PG_NPARAMS; i++)
 		buf_free(&st.cols[i]);
-	if (st.spool != NULL)
-		spool_close(st.spool);
+	free(st.acks);
+	st.acks = NULL;
+	spoolq_free(st.q);
+	st.q = NULL;
+	spool_close(st.spool);
 	st.spool = NULL;
 }

@@ -91,6 +91,7 @@ struct config {
 	char			*c_pg_table;
 	int			 c_db_create_table;
 	unsigned int		 c_db_batch_size;
+	unsigned int		 c_db_connections;	/* per dbwriter */
 	uint64_t		 c_db_flush_interval;
 	size_t			 c_ring_size;
 	char			*c_spool_dir;

@@ -8,15 +8,16 @@
 
 #include <stdint.h>
 
-#define IPC_VERSION		2
+#define IPC_VERSION		3
 #define IPC_MAGIC		0x57534754u	/* "WSGT" */
 #define IPC_SOCKET_NAME		"dbwriter.sock"
 #define IPC_MAX_PACKET		32768	/* fits any socket send buffer */
 
 enum ipc_type {
 	IPC_HELLO = 1,		/* worker -> dbwriter, first packet */
-	IPC_RECORD,		/* worker -> dbwriter, a record or a piece */
-	IPC_ACK			/* dbwriter -> worker: durable up to seq */
+	IPC_RECORD,		/* worker -> dbwriter, a piece of a record */
+	IPC_ACK,		/* dbwriter -> worker: durable up to seq */
+	IPC_RECORDS		/* worker -> dbwriter, whole records */
 };
 
 /* Every packet starts with this header, little-endian on the wire. */
@@ -35,9 +36,13 @@ struct ipc_hello {
 } __attribute__((packed));
 
 /*
- * A record (shared/record.h encoding) travels in one or more RECORD
- * packets: piece at irc_offset of irc_total bytes; the pieces of one
- * record are consecutive on the connection.
+ * Records (shared/record.h encodings, each carrying its seq) go in
+ * seq order.  Those that fit a packet whole travel several to a RECORDS
+ * packet: the header, then one or more encodings back to back
+ * (record_decode_next() splits them; nothing else may follow).  A record
+ * too large for that travels in RECORD packets: piece at irc_offset of
+ * irc_total bytes; the pieces of one record are consecutive on the
+ * connection, and irc_seq is the record's own seq.
  */
 struct ipc_record {
 	struct ipc_hdr	irc_hdr;
@@ -48,6 +53,8 @@ struct ipc_record {
 } __attribute__((packed));
 
 #define IPC_RECORD_PIECE	(IPC_MAX_PACKET - sizeof(struct ipc_record))
+/* Bytes of encodings a RECORDS packet holds at most. */
+#define IPC_RECORDS_ROOM	(IPC_MAX_PACKET - sizeof(struct ipc_hdr))
 
 /* Cumulative: every record of this connection up to irk_seq is durable. */
 struct ipc_ack {

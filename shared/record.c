@@ -259,6 +259,28 @@ bad:
 	return -1;
 }
 
+size_t
+record_decode_next(const void *buf, size_t len, struct record *r,
+    const char **why)
+{
+	uint32_t	total;
+
+	if (len < RECORD_HDR_SIZE) {
+		if (why != NULL)
+			*why = R_SHORT;
+		return 0;
+	}
+	total = get32((const uint8_t *)buf + OFF_TOTAL);
+	if (total < RECORD_HDR_SIZE || total > len) {
+		if (why != NULL)
+			*why = R_TOTAL;
+		return 0;
+	}
+	if (record_decode(buf, total, r, why) == -1)
+		return 0;
+	return total;
+}
+
 int
 record_equal(const struct record *a, const struct record *b)
 {

@@ -118,6 +118,17 @@ int	record_decode(const void *buf, size_t len, struct record *r,
 	    const char **why);
 
 /*
+ * The first of several encodings back to back in buf[0..len), as in an
+ * IPC_RECORDS packet (ipc_proto.h): each encoding's header says how long
+ * it is.  Returns the length of the first, 1..len, and fills *r as
+ * record_decode() of exactly those bytes does; or 0, with *why (if why
+ * != NULL) set, if buf does not start with a whole, valid encoding.
+ * Reads nothing outside buf.
+ */
+size_t	record_decode_next(const void *buf, size_t len, struct record *r,
+	    const char **why);
+
+/*
  * 1 if a and b are the same record: same fixed fields (latency bit for
  * bit, status only if present), same presence and bytes in each span
  * (wherever they point), else 0.

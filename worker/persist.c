@@ -4,6 +4,10 @@
  * Delivery is at least once: after a reconnect (or in a replacement
  * worker) everything not acknowledged is sent again from the ring, and
  * the table's unique request_key makes the insert idempotent.
+ *
+ * Records go several to a packet (IPC_RECORDS): the records a loop
+ * iteration appended usually leave in one send(2), where one packet per
+ * record cost a system call for most messages.
  */
 #include "autoconf.h"
 
@@ -11,6 +15,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,8 +28,13 @@
 
 #define PERSIST_BACKOFF_MIN_MS	50
 #define PERSIST_BACKOFF_MAX_MS	2000
-/* Room kept free so a request admitted now can still be recorded. */
+/*
+ * Room kept free so a request admitted now can still be recorded; also
+ * the most one record may take (a longer response is stored cut).
+ */
 #define PERSIST_HEADROOM_DIV	8
+/* The record header, the ring's per-record header and padding. */
+#define PERSIST_RECORD_SLACK	64
 
 static struct {
 	struct ev_loop		*loop;
@@ -45,6 +55,7 @@ static struct {
 	size_t			 cur_len;
 	size_t			 cur_off;
 	uint64_t		 cur_seq;
+	uint8_t			 pkt[IPC_MAX_PACKET];
 	void			(*on_ack)(void *);
 	void			*on_ack_arg;
 } ps;
@@ -52,6 +63,10 @@ static struct {
 static void	persist_connect(void);
 static void	persist_disconnect(const char *);
 static void	persist_flush(void);
+static int	persist_send(const void *, size_t);
+static size_t	persist_pack(void);
+static size_t	persist_record_max(void);
+static int	persist_cut(struct record *, size_t, char *, size_t);
 static void	persist_read_cb(struct ev_loop *, ev_io *, int);
 static void	persist_write_cb(struct ev_loop *, ev_io *, int);
 static void	persist_retry_cb(struct ev_loop *, ev_timer *, int);
@@ -99,29 +114,87 @@ persist_pending(void)
 	return ps.ring != NULL ? (unsigned long)ring_count(ps.ring) : 0;
 }
 
+/*
+ * The longest record encoding stored: at most a ring's headroom, so one
+ * large response cannot fill the ring for every other request.
+ */
+static size_t
+persist_record_max(void)
+{
+	size_t	max = ring_capacity(ps.ring) / PERSIST_HEADROOM_DIV;
+
+	max = max > PERSIST_RECORD_SLACK ? max - PERSIST_RECORD_SLACK : 0;
+	return max < ring_max_record(ps.ring) ? max : ring_max_record(ps.ring);
+}
+
+/*
+ * Cut r's response so that the record encodes to at most `max` bytes,
+ * at a UTF-8 character boundary, and say so in r_error (written into
+ * note[0..notelen)).  The client's reply is not cut.  Returns 0, or -1
+ * if no cut of the response is enough.
+ */
+static int
+persist_cut(struct record *r, size_t max, char *note, size_t notelen)
+{
+	size_t	len = record_encoded_size(r), full = r->r_response.len;
+	size_t	keep, rest, back;
+	int	n;
+
+	if (r->r_response.p == NULL || r->r_error.p != NULL)
+		return -1;
+	rest = len - full;
+	/* The note's length depends on `keep`: reserve its longest form. */
+	n = snprintf(note, notelen, "response cut to %zu of %zu bytes: "
+	    "longer than ring_size/%d", full, full, PERSIST_HEADROOM_DIV);
+	if (n < 0 || (size_t)n >= notelen || rest + (size_t)n >= max)
+		return -1;
+	keep = max - rest - (size_t)n;
+	if (keep > full)
+		return -1;
+	/* Do not split a character: back off over continuation bytes. */
+	for (back = 0; back < 3 && keep > 0 &&
+	    ((uint8_t)r->r_response.p[keep] & 0xc0) == 0x80; back++)
+		keep--;
+	snprintf(note, notelen, "response cut to %zu of %zu bytes: longer "
+	    "than ring_size/%d", keep, full, PERSIST_HEADROOM_DIV);
+	r->r_response.len = keep;
+	r->r_error.p = note;
+	r->r_error.len = strlen(note);
+	return 0;
+}
+
 int
 persist_append(const struct record *r)
 {
-	size_t		 len = record_encoded_size(r);
+	struct record	 tmp = *r;
+	size_t		 len = record_encoded_size(r), max;
 	uint64_t	 seq;
+	char		 note[128];
 	void		*p;
 
 	if (len == 0) {
 		log_warnx("record cannot be encoded (field over its limit)");
 		return -1;
 	}
-	if (len > ring_max_record(ps.ring)) {
-		log_warnx("record of %zu bytes exceeds the ring (ring_size "
-		    "%zu)", len, ring_capacity(ps.ring));
-		return -1;
+	max = persist_record_max();
+	if (len > max) {
+		if (persist_cut(&tmp, max, note, sizeof(note)) == -1) {
+			log_warnx("record of %zu bytes exceeds ring_size/%d "
+			    "and has no response to cut key=%.*s", len,
+			    PERSIST_HEADROOM_DIV, (int)r->r_request_key.len,
+			    r->r_request_key.p);
+			return -1;
+		}
+		log_info("response stored cut to %zu of %zu bytes "
+		    "(ring_size/%d) key=%.*s", tmp.r_response.len,
+		    r->r_response.len, PERSIST_HEADROOM_DIV,
+		    (int)r->r_request_key.len, r->r_request_key.p);
+		len = record_encoded_size(&tmp);
 	}
 	if ((p = ring_reserve(ps.ring, len, &seq)) == NULL)
 		return -1;
-	{
-		struct record tmp = *r;
-		tmp.r_seq = seq;
-		record_encode(&tmp, p, len);
-	}
+	tmp.r_seq = seq;
+	record_encode(&tmp, p, len);
 	ring_commit(ps.ring);
 	if (ps.connected && !ev_is_active(&ps.wio))
 		ev_io_start(ps.loop, &ps.wio);
@@ -209,25 +282,91 @@ persist_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		persist_connect();
 }
 
+/*
+ * One packet.  Returns 0 when sent; -1 when the socket is full (the
+ * writability watcher is on) or the connection was lost.
+ */
+static int
+persist_send(const void *pkt, size_t len)
+{
+	ssize_t	n;
+
+	for (;;) {
+		n = send(ps.fd, pkt, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n != -1)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			ev_io_start(ps.loop, &ps.wio);
+		else
+			persist_disconnect(strerror(errno));
+		return -1;
+	}
+}
+
+/*
+ * Copy whole records from the cursor into a RECORDS packet while they
+ * fit; returns the bytes of records copied.  A record too large for any
+ * packet becomes the one sent in pieces (ps.cur) when it comes first,
+ * else it waits for the next call.
+ */
+static size_t
+persist_pack(void)
+{
+	struct ring_cursor	 before;
+	const void		*data;
+	size_t			 len, off = 0;
+	uint64_t		 seq;
+
+	for (;;) {
+		before = ps.cursor;
+		if (ring_next(ps.ring, &ps.cursor, &data, &len, &seq) != 1)
+			return off;
+		if (off + len > IPC_RECORDS_ROOM) {
+			if (off > 0) {
+				ps.cursor = before;
+				return off;
+			}
+			ps.cur = data;
+			ps.cur_len = len;
+			ps.cur_off = 0;
+			ps.cur_seq = seq;
+			return 0;
+		}
+		memcpy(ps.pkt + sizeof(struct ipc_hdr) + off, data, len);
+		off += len;
+	}
+}
+
 /* Send records from the cursor until the socket is full. */
 static void
 persist_flush(void)
 {
-	uint8_t			 pkt[IPC_MAX_PACKET];
-	struct ipc_record	*h = (struct ipc_record *)(void *)pkt;
-	const void		*data;
-	size_t			 piece;
-	ssize_t			 n;
+	struct ipc_hdr		*hdr = (struct ipc_hdr *)(void *)ps.pkt;
+	struct ipc_record	*h = (struct ipc_record *)(void *)ps.pkt;
+	struct ring_cursor	 start;
+	size_t			 piece, len = 0;
 
 	for (;;) {
 		if (ps.cur == NULL) {
-			if (ring_next(ps.ring, &ps.cursor, &data, &ps.cur_len,
-			    &ps.cur_seq) != 1) {
+			start = ps.cursor;
+			if ((len = persist_pack()) == 0 && ps.cur == NULL) {
 				ev_io_stop(ps.loop, &ps.wio);
 				return;
 			}
-			ps.cur = data;
-			ps.cur_off = 0;
+		}
+		if (ps.cur == NULL) {
+			memset(hdr, 0, sizeof(*hdr));
+			hdr->ih_magic = IPC_MAGIC;
+			hdr->ih_version = IPC_VERSION;
+			hdr->ih_type = IPC_RECORDS;
+			if (persist_send(ps.pkt, sizeof(*hdr) + len) == -1) {
+				/* The same records go in the next packet. */
+				ps.cursor = start;
+				return;
+			}
+			continue;
 		}
 		piece = ps.cur_len - ps.cur_off;
 		if (piece > IPC_RECORD_PIECE)
@@ -239,19 +378,9 @@ persist_flush(void)
 		h->irc_seq = ps.cur_seq;
 		h->irc_total = (uint32_t)ps.cur_len;
 		h->irc_offset = (uint32_t)ps.cur_off;
-		memcpy(pkt + sizeof(*h), ps.cur + ps.cur_off, piece);
-		n = send(ps.fd, pkt, sizeof(*h) + piece,
-		    MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n == -1) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				ev_io_start(ps.loop, &ps.wio);
-				return;
-			}
-			if (errno == EINTR)
-				continue;
-			persist_disconnect(strerror(errno));
+		memcpy(ps.pkt + sizeof(*h), ps.cur + ps.cur_off, piece);
+		if (persist_send(ps.pkt, sizeof(*h) + piece) == -1)
 			return;
-		}
 		ps.cur_off += piece;
 		if (ps.cur_off == ps.cur_len)
 			ps.cur = NULL;

@@ -26,6 +26,17 @@
  * - sg_size counts synced bytes only: replay never reads past it, and a
  *   failed write is truncated back to it.
  * - s_bytes is the sum of sg_size; with s_plen it is what max_bytes bounds.
+ *
+ * Threads: the spool is plain single-threaded code that blocks on the
+ * disk; keeping that off the dbwriter's event loop is the caller's job.
+ * The dbwriter does it with one disk thread per spool (spoolq.c) that
+ * makes every call, jobs queued by the loop and completed back to it
+ * with ev_async.  Rather than a thread for spool_sync() alone: replay
+ * reads, commits (unlink) and dead letters (fdatasync) block too, one
+ * owner thread needs no lock in here, and it keeps appends, syncs and
+ * commits in the order the loop asked for them.  The loop acknowledges
+ * spooled records only in a sync job's completion, that is after
+ * fdatasync() returned.
  */
 #include "autoconf.h"
 

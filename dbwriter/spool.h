@@ -60,12 +60,13 @@
  * found by scanning for the magic and a valid header checksum.  A record
  * is never handed out unless both its checksums match.
  *
- * Not thread-safe.  Only spool_sync(), spool_dead_letter(), spool_open()
- * and spool_adopt() do blocking I/O; spool_sync() costs a write and an
- * fdatasync(), from 0.2 ms to a few ms.  To keep it off the event loop the
- * caller may run spool_sync() in a helper thread, provided no other
- * spool_*() call on the same spool runs until it returned (spool_crc32c()
- * is safe anywhere).
+ * Not thread-safe: one thread at a time per spool (spool_crc32c() is
+ * safe anywhere).  Every call may wait for the disk: spool_sync() writes
+ * and fdatasync()s (0.2 ms to a few ms, far more on a busy disk), others
+ * read, unlink or fsync a directory.  So the dbwriter makes them all on a
+ * thread of its own (spoolq.c), never on its event loop; only
+ * spool_open() and the first spool_adopt() before the loop runs, and
+ * spool_close() after it stopped.
  */
 #ifndef WSGATE_SPOOL_H
 #define WSGATE_SPOOL_H

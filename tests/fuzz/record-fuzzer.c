@@ -19,7 +19,9 @@
  * record_decode() never reads outside it, gives spans inside it, and
  * what it accepts re-encodes to the same bytes and decodes to the same
  * record; record_peek() agrees.  The input as field values: a record
- * built from it encodes and decodes back to itself.
+ * built from it encodes and decodes back to itself.  The input as an
+ * IPC_RECORDS packet: record_decode_next() splits it into encodings that
+ * record_decode() accepts on their own, never past the end.
  */
 #include "autoconf.h"
 
@@ -37,6 +39,7 @@ static int	span_in(struct record_span, const uint8_t *, size_t);
 static void	check_round_trip(const struct record *, size_t);
 static void	fuzz_decode(const uint8_t *, size_t);
 static void	fuzz_encode(const uint8_t *, size_t);
+static void	fuzz_split(const uint8_t *, size_t);
 
 /* Absent, or within buf[0..len). */
 static int
@@ -171,6 +174,40 @@ fuzz_encode(const uint8_t *data, size_t size)
 	check_round_trip(&r, n);
 }
 
+/* Walk the input as records back to back, as the dbwriter does. */
+static void
+fuzz_split(const uint8_t *data, size_t size)
+{
+	struct record	 r, one;
+	const char	*why;
+	size_t		 off = 0, n;
+
+	while (off < size) {
+		why = NULL;
+		n = record_decode_next(data + off, size - off, &r, &why);
+		if (n == 0) {
+			if (why == NULL || *why == '\0')
+				abort();
+			return;
+		}
+		if (n > size - off || !span_in(r.r_request_key, data + off, n) ||
+		    !span_in(r.r_user_id, data + off, n) ||
+		    !span_in(r.r_client_id, data + off, n) ||
+		    !span_in(r.r_response, data + off, n) ||
+		    !span_in(r.r_error, data + off, n))
+			abort();
+		/* The same record as decoding exactly its bytes gives. */
+		if (record_decode(data + off, n, &one, NULL) != 0 ||
+		    !record_equal(&r, &one))
+			abort();
+		off += n;
+	}
+	/* A whole input that is one record is one step. */
+	if (record_decode(data, size, &one, NULL) == 0 &&
+	    record_decode_next(data, size, &r, NULL) != size)
+		abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -178,5 +215,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	fuzz_decode(data, size);
 	fuzz_encode(data, size);
+	fuzz_split(data, size);
 	return 0;
 }

@@ -84,6 +84,7 @@ struct h1call {
 	const char		*c_fail;	/* on h1.failq: why */
 	char			 c_detail[160];
 	char			 c_key[H1_KEY_MAX];
+	unsigned int		 c_attempts;	/* connects that failed */
 	unsigned int		 c_waiting:1;	/* on h1.waitq */
 	unsigned int		 c_failing:1;	/* on h1.failq */
 	unsigned int		 c_retried:1;
@@ -476,14 +477,22 @@ h1_connect(struct h1call *c)
 	ev_io_start(h1.loop, &k->k_io);
 }
 
-/* Connecting failed: the next address next time, a fresh lookup. */
+/*
+ * Connecting failed: try the host's next address (a name may have an
+ * IPv6 and an IPv4 one, only one of them served); once every address
+ * failed for this call, fail it and look the name up again.
+ */
 static void
 h1_connect_failed(struct h1call *c, int err)
 {
+	h1.next_addr++;
+	if (++c->c_attempts < h1.naddrs) {
+		h1_connect(c);
+		return;
+	}
 	snprintf(c->c_detail, sizeof(c->c_detail),
 	    "cannot connect to %s port %s: %s", h1.host, h1.port,
 	    strerror(err));
-	h1.next_addr++;
 	h1_resolve();
 	h1_call_fail(c, c->c_detail);
 }
@@ -672,8 +681,9 @@ h1_conn_lost(struct h1conn *k, const char *what, int err)
 	if (c != NULL && k->k_state == K_CONNECTING) {
 		k->k_call = NULL;
 		c->c_conn = NULL;
+		h1_conn_close(k);
 		h1_connect_failed(c, err);
-		c = NULL;
+		return;
 	}
 	if (c != NULL) {
 		c->c_conn = NULL;

@@ -18,27 +18,39 @@
  * Unit tests for dbwriter/spool.c: CRC32C vectors, round trips, rolling,
  * restarts, commit, the size bound, torn tails cut at every byte, damage
  * in the middle, stray files, adoption, the dead-letter file, write
- * errors, and random segment files that must never crash replay.
+ * errors, and random segment files that must never crash replay.  Then
+ * the disk thread (spoolq.c: order, one sync for a burst, failures, the
+ * loop running during a sync) and the store's acknowledgements while
+ * PostgreSQL is down (store.c: only for records whose fdatasync has
+ * returned, in seq order per peer).  fdatasync() is interposed for that.
  */
 #include "autoconf.h"
 
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <ev.h>
+
 #include "tests/tap.h"
+#include "config.h"
 #include "log.h"
+#include "record.h"
 #include "dbwriter/spool.h"
+#include "dbwriter/spoolq.h"
+#include "dbwriter/store.h"
 #include "util.h"
 
 #define FRAME(n)	(SPOOL_HDR_LEN + (n))
@@ -1396,10 +1408,512 @@ test_write_error(void)
 	spool_close(s);
 }
 
+/* ---- fdatasync(), interposed ---- */
+
+/*
+ * The spool's fdatasync() calls land here (this definition wins over
+ * libc's at link time).  Each may be slowed down or made to fail; what
+ * a successful one covers, its file up to the size it had when called,
+ * is noted as durable only when it returns.
+ */
+#define DUR_MAX		256
+
+static struct {
+	pthread_mutex_t	 lock;
+	int		 delay_ms;
+	int		 fail;
+	int		 in_sync;
+	unsigned	 calls;
+	int		 on_main;	/* a call came from the main thread */
+	struct {
+		char	 path[512];
+		off_t	 size;
+	}		 dur[DUR_MAX];
+	int		 ndur;
+} fsx = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, { { "", 0 } }, 0 };
+static pthread_t	main_thread;
+
+int	fdatasync(int);
+
+int
+fdatasync(int fd)
+{
+	struct stat	 sb;
+	char		 link[64], path[512];
+	ssize_t		 n;
+	int		 rc, delay, fail, i, saved;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	path[n > 0 ? n : 0] = '\0';
+	if (fstat(fd, &sb) == -1)
+		sb.st_size = 0;
+	pthread_mutex_lock(&fsx.lock);
+	delay = fsx.delay_ms;
+	fail = fsx.fail;
+	fsx.in_sync = 1;
+	if (pthread_equal(pthread_self(), main_thread))
+		fsx.on_main = 1;
+	pthread_mutex_unlock(&fsx.lock);
+	if (delay > 0)
+		usleep(delay * 1000);
+	rc = fail ? -1 : (int)syscall(SYS_fdatasync, fd);
+	saved = fail ? EIO : errno;
+	pthread_mutex_lock(&fsx.lock);
+	fsx.in_sync = 0;
+	fsx.calls++;
+	if (rc == 0) {
+		for (i = 0; i < fsx.ndur; i++)
+			if (strcmp(fsx.dur[i].path, path) == 0)
+				break;
+		if (i < DUR_MAX) {
+			if (i == fsx.ndur)
+				fsx.ndur++;
+			strlcpy(fsx.dur[i].path, path, sizeof(fsx.dur[i].path));
+			fsx.dur[i].size = sb.st_size;
+		}
+	}
+	pthread_mutex_unlock(&fsx.lock);
+	errno = saved;
+	return rc;
+}
+
+/* Slow down or fail the next calls; forget which were on main. */
+static void
+fsx_set(int delay_ms, int fail)
+{
+	pthread_mutex_lock(&fsx.lock);
+	fsx.delay_ms = delay_ms;
+	fsx.fail = fail;
+	fsx.on_main = 0;
+	pthread_mutex_unlock(&fsx.lock);
+}
+
+/* Forget the files synced so far (the table holds DUR_MAX). */
+static void
+fsx_forget(void)
+{
+	pthread_mutex_lock(&fsx.lock);
+	fsx.ndur = 0;
+	pthread_mutex_unlock(&fsx.lock);
+}
+
+static unsigned
+fsx_calls(void)
+{
+	unsigned	n;
+
+	pthread_mutex_lock(&fsx.lock);
+	n = fsx.calls;
+	pthread_mutex_unlock(&fsx.lock);
+	return n;
+}
+
+static int
+fsx_in_sync(void)
+{
+	int	n;
+
+	pthread_mutex_lock(&fsx.lock);
+	n = fsx.in_sync;
+	pthread_mutex_unlock(&fsx.lock);
+	return n;
+}
+
+/* ---- The disk thread ---- */
+
+#define SQ_JOBS		40
+
+static struct {
+	struct ev_loop	*loop;
+	int		 worked[SQ_JOBS];	/* order the thread ran them */
+	int		 nworked;
+	int		 done[SQ_JOBS];		/* order completions ran */
+	int		 result[SQ_JOBS];
+	int		 ndone;
+	int		 want;			/* completions to wait for */
+	int		 off_main;		/* a job ran on the main thread */
+	int		 done_off_main;		/* a completion did not */
+	unsigned	 calls_at_done;
+	int		 ticks;
+	int		 ticks_in_sync;
+} sq;
+
+static int	sq_ids[SQ_JOBS];
+
+static int
+sq_work(struct spool *sp, void *arg)
+{
+	int	id = *(int *)arg;
+	uint8_t	rec[64];
+
+	if (pthread_equal(pthread_self(), main_thread))
+		sq.off_main = 1;
+	sq.worked[sq.nworked++] = id;
+	rec_make(rec, (uint32_t)id, sizeof(rec));
+	return spool_append(sp, rec, sizeof(rec));
+}
+
+static void
+sq_done(void *arg, int result)
+{
+	int	id = *(int *)arg;
+
+	if (!pthread_equal(pthread_self(), main_thread))
+		sq.done_off_main = 1;
+	sq.result[sq.ndone] = result;
+	sq.done[sq.ndone++] = id;
+	sq.calls_at_done = fsx_calls();
+	if (sq.ndone == sq.want)
+		ev_break(sq.loop, EVBREAK_ALL);
+}
+
+static void
+sq_tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)t;
+	(void)revents;
+	sq.ticks++;
+	if (fsx_in_sync())
+		sq.ticks_in_sync++;
+}
+
+/* Run the loop until sq.want completions, at most `secs`. */
+static void
+sq_wait(int want, double secs)
+{
+	ev_timer	tick;
+
+	sq.want = want;
+	ev_timer_init(&tick, sq_tick_cb, 0.005, 0.005);
+	ev_timer_start(sq.loop, &tick);
+	for (double t = 0; sq.ndone < want && t < secs; t += 0.05)
+		ev_run(sq.loop, EVRUN_ONCE);
+	ev_timer_stop(sq.loop, &tick);
+}
+
+static void
+sq_reset(void)
+{
+	struct ev_loop	*loop = sq.loop;
+
+	memset(&sq, 0, sizeof(sq));
+	sq.loop = loop;
+}
+
+static void
+test_spoolq(void)
+{
+	const char	*dir = new_dir();
+	struct spoolq	*q;
+	struct spool	*s;
+	uint32_t	 got[64];
+	unsigned	 c0;
+	int		 i, inorder, n;
+
+	sq.loop = ev_loop_new(EVFLAG_AUTO);
+	for (i = 0; i < SQ_JOBS; i++)
+		sq_ids[i] = i;
+	s = spool_open(dir, "q", 1 << 20, 0);
+	q = spoolq_start(sq.loop, s);
+	ok(q != NULL, "spoolq_start");
+
+	/* Order: every other job syncs. */
+	sq_reset();
+	for (i = 0; i < 20; i++)
+		spoolq_run(q, i % 2 ? SPOOLQ_SYNC : 0, sq_work, sq_done,
+		    &sq_ids[i]);
+	is_int(spoolq_busy(q), 20, "20 jobs queued, busy");
+	sq_wait(20, 10);
+	inorder = sq.nworked == 20 && sq.ndone == 20;
+	for (i = 0; inorder && i < 20; i++)
+		inorder = sq.worked[i] == i && sq.done[i] == i &&
+		    sq.result[i] == SPOOL_OK;
+	ok(inorder, "jobs run and complete in the order queued, all OK");
+	ok(!sq.off_main, "... work runs off the main thread");
+	ok(!sq.done_off_main, "... completions run on the loop's thread");
+	is_int(spoolq_busy(q), 0, "... none busy after");
+
+	/*
+	 * The loop runs while a sync is slow; jobs queued meanwhile share
+	 * the next sync; completions follow the fdatasync() calls.
+	 */
+	sq_reset();
+	fsx_set(150, 0);
+	c0 = fsx_calls();
+	spoolq_run(q, SPOOLQ_SYNC, sq_work, sq_done, &sq_ids[20]);
+	for (i = 0; i < 400 && !fsx_in_sync(); i++)
+		usleep(1000);
+	ok(fsx_in_sync(), "the first job's fdatasync is under way");
+	for (i = 21; i < 31; i++)
+		spoolq_run(q, SPOOLQ_SYNC, sq_work, sq_done, &sq_ids[i]);
+	sq_wait(11, 10);
+	is_int(sq.ndone, 11, "11 sync jobs completed");
+	ok(sq.ticks_in_sync >= 10, "the loop ran timers during the slow "
+	    "fdatasync (%d ticks of 5 ms)", sq.ticks_in_sync);
+	is_int(fsx_calls() - c0, 2, "the 10 jobs queued during a sync "
+	    "share one fdatasync");
+	is_int(sq.calls_at_done - c0, 2, "... the last completion came after "
+	    "it returned");
+	ok(!fsx.on_main, "... no fdatasync on the main thread");
+	fsx_set(0, 0);
+
+	/* A failed sync fails the sync jobs of the group, not the others. */
+	sq_reset();
+	fsx_set(0, 1);
+	log_clear();
+	spoolq_run(q, 0, sq_work, sq_done, &sq_ids[31]);
+	spoolq_run(q, SPOOLQ_SYNC, sq_work, sq_done, &sq_ids[32]);
+	sq_wait(2, 10);
+	fsx_set(0, 0);
+	ok(sq.ndone == 2 && sq.result[1] == -1, "a failed fdatasync fails "
+	    "the sync job (%d)", sq.result[1]);
+	ok(log_has("cannot write segment"), "... logged by the spool");
+	sq_reset();
+	spoolq_run(q, SPOOLQ_SYNC, sq_work, sq_done, &sq_ids[33]);
+	sq_wait(1, 10);
+	ok(sq.ndone == 1 && sq.result[0] == SPOOL_OK, "the next sync job "
+	    "succeeds");
+
+	/* Stopped: jobs run inline, before spoolq_run() returns. */
+	spoolq_stop(q);
+	sq_reset();
+	spoolq_run(q, SPOOLQ_SYNC, sq_work, sq_done, &sq_ids[34]);
+	ok(sq.ndone == 1 && sq.nworked == 1 && sq.off_main,
+	    "after spoolq_stop() a job runs inline");
+	spoolq_free(q);
+
+	/*
+	 * In the spool: 20 jobs' records, then 20 (the slow group), the
+	 * failed group's two were dropped, then 33 and 34.
+	 */
+	n = replay_ids(s, got, 64, NULL);
+	inorder = n == 33;
+	for (i = 0; inorder && i < 31; i++)
+		inorder = got[i] == (uint32_t)i;
+	ok(inorder && got[31] == 33 && got[32] == 34, "replay: the records "
+	    "of the jobs that succeeded, in order (%d)", n);
+	spool_close(s);
+	ev_loop_destroy(sq.loop);
+	sq.loop = NULL;
+}
+
+/* ---- The store's acknowledgements, PostgreSQL down ---- */
+
+#define ST_PEERS	3
+#define ST_RECS		400	/* per peer */
+
+static struct {
+	struct ev_loop	*loop;
+	uint64_t	 acked[ST_PEERS + 1];
+	int		 backwards;	/* an ack below an earlier one */
+	int		 undurable;	/* an ack for a record not synced */
+	int		 acks;
+	int		 drained;
+	int		 ticks_in_sync;
+} sa;
+
+/* The request_key of peer p's record seq. */
+static void
+sa_key(char *buf, size_t len, uint64_t peer, uint64_t seq)
+{
+	snprintf(buf, len, "p%llu-%llu", (unsigned long long)peer,
+	    (unsigned long long)seq);
+}
+
+/*
+ * Whether every record of `peer` up to `seq` is in the durable part of
+ * some file fdatasync() was called on.
+ */
+static int
+sa_durable(uint64_t peer, uint64_t seq)
+{
+	static uint8_t	 seen[ST_RECS + 1];
+	struct record	 r;
+	const void	*pl;
+	uint8_t		*buf;
+	size_t		 len, plen, off, fl;
+	unsigned long long p, q;
+	char		 key[80];
+	int		 i, all;
+
+	memset(seen, 0, sizeof(seen));
+	pthread_mutex_lock(&fsx.lock);
+	for (i = 0; i < fsx.ndur; i++) {
+		if ((buf = file_read(fsx.dur[i].path, &len)) == NULL)
+			continue;	/* deleted (committed) */
+		if (len > (size_t)fsx.dur[i].size)
+			len = (size_t)fsx.dur[i].size;
+		for (off = 0; (fl = spool_frame_decode(buf + off, len - off,
+		    &pl, &plen)) > 0; off += fl) {
+			if (record_decode(pl, plen, &r, NULL) != 0 ||
+			    r.r_request_key.len >= sizeof(key))
+				continue;
+			memcpy(key, r.r_request_key.p, r.r_request_key.len);
+			key[r.r_request_key.len] = '\0';
+			if (sscanf(key, "p%llu-%llu", &p, &q) == 2 &&
+			    p == peer && q <= ST_RECS)
+				seen[q] = 1;
+		}
+		free(buf);
+	}
+	pthread_mutex_unlock(&fsx.lock);
+	for (all = 1, q = 1; q <= seq; q++)
+		all &= seen[q];
+	return all;
+}
+
+static void
+sa_ack_cb(void *arg, uint64_t peer, uint64_t seq)
+{
+	(void)arg;
+	if (peer == 0 || peer > ST_PEERS)
+		return;
+	sa.acks++;
+	if (seq <= sa.acked[peer])
+		sa.backwards = 1;
+	else if (!sa_durable(peer, seq)) {
+		if (!sa.undurable)
+			diag("peer %llu acknowledged up to %llu, not all synced",
+			    (unsigned long long)peer, (unsigned long long)seq);
+		sa.undurable = 1;
+	}
+	sa.acked[peer] = seq;
+}
+
+static void
+sa_drained_cb(void *arg)
+{
+	(void)arg;
+	sa.drained = 1;
+}
+
+static void
+sa_tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)t;
+	(void)revents;
+	if (fsx_in_sync())
+		sa.ticks_in_sync++;
+}
+
+static void
+test_store_acks(void)
+{
+	const char	*dir = new_dir();
+	struct config	*cfg;
+	struct record	 r;
+	struct spool	*s;
+	struct spool_rec sr;
+	ev_timer	 tick;
+	uint8_t		 enc[256];
+	char		 conf[1024], err[256], key[80], body[32];
+	uint64_t	 p, seq;
+	size_t		 n;
+	int		 i, all, spooled;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.loop = ev_loop_new(EVFLAG_AUTO);
+	/* Port 1: nothing listens, every connection attempt is refused. */
+	snprintf(conf, sizeof(conf),
+	    "upstream_url http://127.0.0.1:1/\n"
+	    "pg_conninfo host=127.0.0.1 port=1 connect_timeout=2\n"
+	    "spool_dir %s\n"
+	    "db_batch_size 50\n"
+	    "db_flush_interval 5ms\n"
+	    "db_connections 3\n", dir);
+	cfg = config_load_buffer("store.conf", conf, strlen(conf), err,
+	    sizeof(err));
+	ok(cfg != NULL, "store config loads (%s)", cfg ? "ok" : err);
+	if (cfg == NULL)
+		return;
+	fsx_set(20, 0);
+	fsx_forget();
+	ok(store_init(sa.loop, cfg, "st", sa_ack_cb, NULL, err,
+	    sizeof(err)) == 0, "store_init");
+	ev_timer_init(&tick, sa_tick_cb, 0.002, 0.002);
+	ev_timer_start(sa.loop, &tick);
+
+	/* Three peers interleaved, in bursts, while the loop runs. */
+	for (seq = 1; seq <= ST_RECS; seq++) {
+		for (p = 1; p <= ST_PEERS; p++) {
+			memset(&r, 0, sizeof(r));
+			sa_key(key, sizeof(key), p, seq);
+			snprintf(body, sizeof(body), "{\"n\":%llu}",
+			    (unsigned long long)seq);
+			r.r_seq = seq;
+			r.r_request_key.p = key;
+			r.r_request_key.len = strlen(key);
+			r.r_user_id.p = "u";
+			r.r_user_id.len = 1;
+			r.r_has_status = 1;
+			r.r_status = 200;
+			r.r_response.p = body;
+			r.r_response.len = strlen(body);
+			n = record_encode(&r, enc, sizeof(enc));
+			store_add(p, seq, enc, n);
+		}
+		if (seq % 37 == 0)
+			ev_run(sa.loop, EVRUN_NOWAIT);
+	}
+	store_drain(sa_drained_cb, NULL);
+	for (i = 0; i < 2000 && !sa.drained; i++)
+		ev_run(sa.loop, EVRUN_ONCE);
+	ok(sa.drained, "drained: every record spooled while PostgreSQL is "
+	    "down");
+	is_int(store_pending(), 0, "... nothing pending");
+	for (all = 1, p = 1; p <= ST_PEERS; p++)
+		all &= sa.acked[p] == ST_RECS;
+	ok(all, "each peer acknowledged up to its last record (%d acks)",
+	    sa.acks);
+	ok(!sa.backwards, "acknowledgements only go up, per peer");
+	ok(!sa.undurable, "every acknowledgement covers only records whose "
+	    "fdatasync had returned");
+	ok(sa.ticks_in_sync > 0, "the loop ran while a spool fdatasync was "
+	    "under way (%d ticks)", sa.ticks_in_sync);
+	ok(!fsx.on_main, "no fdatasync on the loop's thread");
+	ok(log_has("PostgreSQL down: spooling records"), "log: PostgreSQL "
+	    "down: spooling records");
+	ev_timer_stop(sa.loop, &tick);
+	store_shutdown();
+	fsx_set(0, 0);
+
+	/* Each record is in the spool exactly once, in order per peer. */
+	s = spool_open(dir, "st", 1 << 30, 0);
+	memset(sa.acked, 0, sizeof(sa.acked));
+	spooled = 0;
+	all = s != NULL;
+	while (all && spool_replay_next(s, &sr) == 1) {
+		unsigned long long pp, qq;
+
+		spooled++;
+		if (record_decode(sr.sr_data, sr.sr_len, &r, NULL) != 0 ||
+		    r.r_request_key.len >= sizeof(key)) {
+			all = 0;
+			break;
+		}
+		memcpy(key, r.r_request_key.p, r.r_request_key.len);
+		key[r.r_request_key.len] = '\0';
+		if (sscanf(key, "p%llu-%llu", &pp, &qq) != 2 || pp < 1 ||
+		    pp > ST_PEERS || qq != sa.acked[pp] + 1)
+			all = 0;
+		else
+			sa.acked[pp] = qq;
+	}
+	ok(all && spooled == ST_PEERS * ST_RECS, "the spool holds every "
+	    "record once, in seq order per peer (%d)", spooled);
+	spool_close(s);
+	config_free(cfg);
+	ev_loop_destroy(sa.loop);
+}
+
 int
 main(void)
 {
-	tap_watchdog(30);
+	tap_watchdog(60);
+	main_thread = pthread_self();
 	if (mkdtemp(top) == NULL) {
 		printf("Bail out! mkdtemp: %s\n", strerror(errno));
 		return 1;
@@ -1428,6 +1942,8 @@ main(void)
 	test_killed_owner();
 	test_dead_letter();
 	test_write_error();
+	test_spoolq();
+	test_store_acks();
 
 	if (getenv("WSGATE_TEST_LEAVE") == NULL)
 		nftw(top, rm_cb, 16, FTW_DEPTH | FTW_PHYS);

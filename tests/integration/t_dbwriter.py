@@ -2,16 +2,24 @@
 """Dbwriters against a real, private PostgreSQL: connect and create the
 PROTOCOL.md section 5 table; retry with a growing backoff while the server
 is down (the gateway keeps serving), connect by themselves once it is up;
-never block on a server that does not answer."""
+never block on a server that does not answer.  Several batches in flight
+(db_connections), then PostgreSQL killed under them: every reply has
+exactly one row.  A response longer than ring_size/8 is stored cut at a
+character boundary, with a note, while the client gets it whole."""
 
+import json
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import T  # noqa: E402
+import persistlib as pl  # noqa: E402
+from wsclient import WS  # noqa: E402
 
 # PROTOCOL.md section 5: (column, data_type, is_nullable) in order.
 COLUMNS = [
@@ -54,6 +62,158 @@ def check_table(t, pg, table, db=None, label=""):
     t.like(d.get("id", ""), r"^nextval\(", "%s%s.id is a bigserial" % (label, table))
     t.like(d.get("created_at", ""), r"^(now\(\)|CURRENT_TIMESTAMP)",
            "%s%s.created_at defaults to now()" % (label, table))
+
+
+class Flow:
+    """`threads` connections, each with `depth` requests in flight (user
+    u1, ids "<tag><thread>-<n>"), until stop(): the replies by id."""
+
+    def __init__(self, port, tag, threads=4, depth=8):
+        self.port, self.tag, self.depth = port, tag, depth
+        self.replies, self.errors = {}, []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
+                        for i in range(threads)]
+
+    def start(self):
+        for th in self.threads:
+            th.start()
+        return self
+
+    def stop(self):
+        self.stopping.set()
+        for th in self.threads:
+            th.join(T(30))
+        return self
+
+    def _run(self, th):
+        try:
+            ws = WS.connect(self.port, timeout=T(5))
+            n, inflight = 0, set()
+            while not self.stopping.is_set() or inflight:
+                while not self.stopping.is_set() and len(inflight) < self.depth:
+                    n += 1
+                    rid = "%s%d-%d" % (self.tag, th, n)
+                    inflight.add(rid)
+                    ws.send_text(json.dumps({"id": rid, "user-id": "u1",
+                                             "payload": {"n": n}}))
+                _, data = ws.recv_message(T(20))
+                obj = json.loads(data.decode())
+                inflight.discard(obj.get("id"))
+                with self.lock:
+                    self.replies[obj.get("id")] = obj
+            ws.close()
+        except Exception as e:  # noqa: BLE001 -- reported by the test
+            with self.lock:
+                self.errors.append("thread %d: %r" % (th, e))
+
+    def ids(self):
+        with self.lock:
+            return set(self.replies)
+
+    def not_200(self):
+        with self.lock:
+            return [o for o in self.replies.values() if o.get("status") != 200]
+
+
+def inflight_then_killed(t, pg, r, up):
+    """db_connections 3: three INSERTs wait on a held table lock at once;
+    PostgreSQL is then stopped in immediate mode (its backends killed, no
+    commit) under them, under load, and started again."""
+    table = "inflight"
+    w = t.wsgate("inflight", upstream=up, postgres=pg, redis_port=r.port,
+                 pg_table=table, db_connections=3, db_batch_size=10,
+                 db_flush_interval="5ms", db_spool_after="60s",
+                 shutdown_timeout="10s")
+    w.start()
+    t.ok(pl.wait_table(w, pg, table), "inflight: table created")
+    ld = Flow(w.port, "K").start()
+    t.ok(harness.wait_for(lambda: int(pg.psql("SELECT count(*) FROM %s" % table)[0][0]) > 200,
+                          T(20), 0.1), "inflight: rows land under load")
+    locker = pl.Locker(pg, table, 60)
+    t.ok(locker.wait_locked(pg, table), "inflight: another session holds the table lock")
+
+    def waiting():
+        return int(pg.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                           "'INSERT INTO %s %%' AND wait_event_type = 'Lock'" % table)[0][0])
+    harness.wait_for(lambda: waiting() >= 3, T(10), 0.05)
+    time.sleep(0.3)
+    t.is_(waiting(), 3, "inflight: 3 batches in flight at once, one per connection, "
+          "all waiting for the lock")
+    pids = w.pids("dbwriter")
+    t.ok(len(pids) == 1 and int(pg.psql(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = 'wsgate' AND query LIKE "
+        "'INSERT INTO %s %%'" % table)[0][0]) == 3, "... from the one dbwriter's 3 connections")
+    w.mark_log()
+    pg.proc.send_signal(signal.SIGQUIT)     # immediate shutdown: backends killed
+    pg.proc.wait(T(20))
+    locker.wait()
+    t.ok(w.wait_log(r"dbwriter\[\d+\] warn: PostgreSQL down: spooling records", T(10)),
+         "inflight: PostgreSQL killed: the dbwriter spools", diag=lambda: w.describe())
+    time.sleep(1.5)
+    t.ok(not ld.errors and not ld.not_200(), "inflight: every reply 200 while PostgreSQL "
+         "is down (%d replies)" % len(ld.ids()),
+         diag=lambda: "%r %r" % (ld.errors[:3], ld.not_200()[:3]))
+    pg.start(create_db=False)
+    time.sleep(1)
+    ld.stop()
+    t.ok(not ld.errors, "inflight: no load thread failed", diag=lambda: repr(ld.errors[:5]))
+    ids = ld.ids()
+    t.note("inflight: %d replies" % len(ids))
+    pl.check_rows(t, pg, table, ids, "PostgreSQL killed under 3 batches in flight")
+    t.ok(w.grep_log(r"replaying spooled records"), "inflight: the spool was replayed")
+    t.ok(not w.grep_log(r"dead-letter|record rejected|batch rejected"),
+         "inflight: nothing rejected or dead-lettered")
+    t.is_(w.stop(), 0, "inflight: TERM exits 0")
+
+
+def cut_response(t, pg, r, up):
+    """ring_size 64k: a record may take 8k; longer echoed bodies are
+    stored cut (at a UTF-8 character boundary) with a note in error."""
+    table = "cut"
+    w = t.wsgate("cut", upstream=up, postgres=pg, redis_port=r.port, pg_table=table,
+                 ring_size="64k")
+    w.start()
+    t.ok(pl.wait_table(w, pg, table), "cut: table created")
+    ws = WS.connect(w.port, timeout=T(5))
+    sent = {"short": "x" * 1000, "long": "\u00e9" * 10000, "ascii": "a" * 30000}
+    bodies = {}
+    for rid, payload in sent.items():
+        ws.send_text(json.dumps({"id": rid, "user-id": "u1", "payload": {"s": payload}},
+                                ensure_ascii=False))
+        _, data = ws.recv_message(T(10))
+        obj = json.loads(data.decode())
+        t.is_(obj.get("status"), 200, "cut: %s: 200" % rid)
+        bodies[obj.get("id")] = obj.get("body", "").encode()
+    ws.close()
+    t.ok(len(bodies.get("long", b"")) > 20000 and len(bodies.get("ascii", b"")) > 30000,
+         "cut: the client got the long bodies whole (%d, %d bytes)"
+         % (len(bodies.get("long", b"")), len(bodies.get("ascii", b""))))
+    counts = pl.wait_rows(pg, table, list(sent))
+    t.ok(all(counts.get(pl.json_text(i)) == 1 for i in sent), "cut: one row each (%r)" % counts)
+    for rid in sent:
+        rows = pg.psql("SELECT encode(convert_to(response, 'UTF8'), 'hex'), coalesce(error, "
+                       "'NULL') FROM %s WHERE client_id = %s" % (table, pl.sq(pl.json_text(rid))))
+        if not rows:
+            t.ok(False, "cut: %s: a row" % rid)
+            continue
+        stored, err = bytes.fromhex(rows[0][0]), rows[0][1]
+        full = bodies[rid]
+        if rid == "short":
+            t.ok(stored == full and err == "NULL", "cut: a short body is stored whole, "
+                 "error NULL")
+            continue
+        t.ok(len(stored) < 8192 and full.startswith(stored),
+             "cut: %s: stored %d of %d bytes, a prefix of the reply's body"
+             % (rid, len(stored), len(full)))
+        t.is_(err, "response cut to %d of %d bytes: longer than ring_size/8"
+              % (len(stored), len(full)), "cut: %s: the error column says so" % rid)
+        t.ok("\ufffd" not in stored.decode("utf-8", "replace"),
+             "cut: %s: cut at a character boundary (no U+FFFD)" % rid)
+    t.ok(w.grep_log(r"worker\[\d+\] info: response stored cut to \d+ of \d+ bytes"),
+         "cut: logged")
+    w.stop()
 
 
 def main(t):
@@ -156,6 +316,15 @@ def main(t):
     t.ok(dt < 5, "silent server: stop did not wait for shutdown_timeout 10s (%.2fs): "
          "the dbwriter's connect does not block its loop" % dt)
     silent.close()
+
+    # -- 5. several batches in flight; PostgreSQL killed under them --
+    r = t.start_redis()
+    r.command("SET", "cfg:u1", json.dumps({"u": "u1"}))
+    up = t.start_upstream()
+    inflight_then_killed(t, pg, r, up)
+
+    # -- 6. responses longer than ring_size/8 --
+    cut_response(t, pg, r, up)
 
 
 harness.run(main)

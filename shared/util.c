@@ -64,6 +64,26 @@ xstrndup(const char *s, size_t n)
 	return p;
 }
 
+/*
+ * `v` in decimal at dst (at least 20 bytes, not NUL-terminated); the
+ * length.  For hot paths where snprintf's format parsing costs more than
+ * the rest of the work.
+ */
+size_t
+fmt_u64(char *dst, uint64_t v)
+{
+	char	tmp[20];
+	size_t	n = 0, i;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (i = 0; i < n; i++)
+		dst[i] = tmp[n - 1 - i];
+	return n;
+}
+
 int
 xasprintf(char **ret, const char *fmt, ...)
 {

@@ -85,13 +85,29 @@ h1_fail(struct h1resp *r, const char *why)
 	return H1_ERROR;
 }
 
+/* RFC 9110 tchar, by table: field names are checked byte by byte. */
+static const unsigned char h1_tchar[256] = {
+	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+	['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
+	['`'] = 1, ['|'] = 1, ['~'] = 1,
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+	['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+	['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+	['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+	['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+	['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+	['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+	['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+	['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+	['y'] = 1, ['z'] = 1
+};
+
 static int
 h1_is_tchar(unsigned char c)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9'))
-		return 1;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	return h1_tchar[c];
 }
 
 /*
@@ -125,17 +141,16 @@ h1_token_list_has(const char *v, size_t len, const char *tok)
 static int
 h1_head_end(struct h1resp *r)
 {
-	const char	*p = r->head.b_p;
-	size_t		 i, n = r->head.b_len;
+	const char	*p = r->head.b_p, *nl;
+	size_t		 i = r->scan, n = r->head.b_len;
 
-	for (i = r->scan; i < n; i++) {
-		if (p[i] != '\n')
-			continue;
+	while (i < n && (nl = memchr(p + i, '\n', n - i)) != NULL) {
+		i = (size_t)(nl - p);
 		/* An empty line: LF right after the previous LF (or CRLF). */
-		if (i >= 1 && p[i - 1] == '\n')
+		if ((i >= 1 && p[i - 1] == '\n') ||
+		    (i >= 2 && p[i - 1] == '\r' && p[i - 2] == '\n'))
 			return (int)(i + 1);
-		if (i >= 2 && p[i - 1] == '\r' && p[i - 2] == '\n')
-			return (int)(i + 1);
+		i++;
 	}
 	r->scan = n;
 	return 0;

@@ -108,7 +108,9 @@ reply_head(struct buf *b, const char *id, size_t idlen, int status)
 		buf_append(b, id, idlen);
 		buf_appendc(b, ',');
 	}
-	buf_printf(b, "\"status\":%d,", status);
+	buf_append(b, "\"status\":", 9);
+	b->b_len += fmt_u64(buf_reserve(b, 20), (uint64_t)status);
+	buf_appendc(b, ',');
 }
 
 static void

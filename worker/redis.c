@@ -199,18 +199,34 @@ redis_get_reply_cb(redisAsyncContext *ac, void *r, void *priv)
 	}
 }
 
+/*
+ * GET in RESP, formatted here and handed over whole: hiredis' generic
+ * formatter (sdscatfmt) cost about 8% of a worker's instructions per
+ * message.
+ */
 int
 redis_get(const char *key, size_t keylen, struct redis_call *call)
 {
-	const char	*argv[2] = { "GET", key };
-	size_t		 argvlen[2] = { 3, keylen };
+	static const char	 head[] = "*2\r\n$3\r\nGET\r\n$";
+	char			 small[256], *cmd = small;
+	size_t			 n = sizeof(head) - 1;
+	int			 rc;
 
 	if (!redis_ready())
 		return -1;
-	if (redisAsyncCommandArgv(rd.ac, redis_get_reply_cb, call, 2, argv,
-	    argvlen) != REDIS_OK)
-		return -1;
-	return 0;
+	if (keylen + n + 26 > sizeof(small))
+		cmd = xmalloc(keylen + n + 26);
+	memcpy(cmd, head, n);
+	n += fmt_u64(cmd + n, keylen);
+	memcpy(cmd + n, "\r\n", 2);
+	memcpy(cmd + n + 2, key, keylen);
+	memcpy(cmd + n + 2 + keylen, "\r\n", 2);
+	n += keylen + 4;
+	rc = redisAsyncFormattedCommand(rd.ac, redis_get_reply_cb, call, cmd,
+	    n);
+	if (cmd != small)
+		free(cmd);
+	return rc == REDIS_OK ? 0 : -1;
 }
 
 void

@@ -498,6 +498,25 @@ h1_connect_failed(struct h1call *c, int err)
 }
 
 /*
+ * The end of the request head after the constant prefix: the
+ * X-Request-Id value, Content-Length and the empty line (at most
+ * H1_TAIL_MAX bytes: the key is shorter than H1_KEY_MAX).
+ */
+static size_t
+h1_head_tail(char *p, const struct h1call *c)
+{
+	static const char	cl[] = "\r\nContent-Length: ";
+	size_t			n = strlen(c->c_key);
+
+	memcpy(p, c->c_key, n);
+	memcpy(p + n, cl, sizeof(cl) - 1);
+	n += sizeof(cl) - 1;
+	n += fmt_u64(p + n, c->c_len);
+	memcpy(p + n, "\r\n\r\n", 4);
+	return n + 4;
+}
+
+/*
  * Write as much of the request as the socket takes.  Returns -1 if the
  * connection was lost (and freed).
  */
@@ -512,9 +531,8 @@ h1_send(struct h1conn *k)
 	int		 ev;
 
 	if (k->k_sent == 0 && k->k_headlen == 0) {
-		k->k_headlen = h1.prefix_len + (size_t)snprintf(
-		    k->k_head + h1.prefix_len, H1_TAIL_MAX,
-		    "%s\r\nContent-Length: %zu\r\n\r\n", c->c_key, c->c_len);
+		k->k_headlen = h1_head_tail(k->k_head + h1.prefix_len, c) +
+		    h1.prefix_len;
 		k->k_requests++;
 	}
 	for (;;) {

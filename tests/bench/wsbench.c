@@ -3,7 +3,10 @@
  * client connections on one libev loop, each keeping N pipelined requests
  * in flight, with a fixed-memory latency histogram; or --idle, which opens
  * connections, completes the handshake and holds them so the server's
- * memory per idle connection can be measured.  tests/bench/README.md.
+ * memory per idle connection can be measured.  For tests it can also
+ * record every reply (--record), reconnect dropped connections
+ * (--reconnect) and wait for the replies in flight at the end (--drain).
+ * tests/bench/README.md.
  */
 #include "autoconf.h"
 
@@ -51,6 +54,11 @@
 #define WSB_MAX_SIZE		(64 * 1024 * 1024)
 #define WSB_FD_RESERVE		32		/* stdio, epoll, signals */
 #define WSB_PFX			128		/* reply bytes kept for --match id */
+#define WSB_PFX_RECORD		512		/* ... and for --record */
+#define WSB_RETRY_MIN		0.05		/* --reconnect backoff, s */
+#define WSB_RETRY_MAX		1.0
+#define WSB_RECORD_BUF		(256 * 1024)	/* --record stdio buffer */
+#define WSB_TAG_MAX		32		/* --run-tag length */
 #define WSB_MAX_SHOWN		5		/* non-2xx replies printed */
 
 #define WS_OP_CONT		0x0
@@ -83,6 +91,7 @@ enum tmpl_kind {
 	TMPL_LIT,
 	TMPL_SEQ,
 	TMPL_CONN,
+	TMPL_RUN,
 	TMPL_PAD
 };
 
@@ -101,6 +110,17 @@ enum match_mode {
 	MATCH_ID
 };
 
+/* What a reply's first bytes say (--match id, --record). */
+struct reply_info {
+	const unsigned char	*ri_id;		/* "id" value as JSON text */
+	size_t			 ri_idlen;
+	const unsigned char	*ri_err;	/* "error" string, escaped */
+	size_t			 ri_errlen;
+	uint64_t		 ri_status;
+	int			 ri_has_status;
+	const char		*ri_kind;	/* "body", "error" or "-" */
+};
+
 struct tmpl_seg {
 	enum tmpl_kind	 t_kind;
 	const char	*t_str;
@@ -114,7 +134,8 @@ enum conn_state {
 	CONN_HANDSHAKE,		/* upgrade request sent, reading the 101 */
 	CONN_OPEN,
 	CONN_CLOSING,		/* our close frame queued, run is over */
-	CONN_CLOSED		/* fd closed, buffers freed by the reaper */
+	CONN_CLOSED		/* fd closed, buffers freed by the reaper;
+				   with --reconnect c_timer may restart it */
 };
 
 /*
@@ -131,6 +152,8 @@ struct conn {
 	int		 c_onflush;
 	int		 c_onreap;
 	int		 c_blocked;	/* a request did not fit in c_obuf */
+	int		 c_everopen;	/* handshake completed once */
+	double		 c_backoff;	/* --reconnect: next delay, s */
 	struct conn	*c_flushnext;
 	struct conn	*c_reapnext;
 
@@ -148,8 +171,9 @@ struct conn {
 	 * Requests in flight: FIFO of send times (ns, 0 = queued but not yet
 	 * written).  The c_unstamped newest entries are not written yet.
 	 * With --match id, c_tab (keyed by sequence number) replaces the
-	 * FIFO and c_pfx keeps the first WSB_PFX bytes of the message being
-	 * received.
+	 * FIFO; with --match id or --record c_pfx keeps the first b_pfxcap
+	 * bytes of the message being received.  c_seq is never reset: ids
+	 * stay unique across reconnections.
 	 */
 	uint64_t	*c_fifo;
 	struct slot	*c_tab;
@@ -178,6 +202,7 @@ enum bench_phase {
 	PHASE_WARMUP,
 	PHASE_MEASURE,
 	PHASE_HOLD,
+	PHASE_DRAIN,		/* no new requests, waiting for replies */
 	PHASE_LINGER
 };
 
@@ -202,6 +227,12 @@ struct bench {
 	int			 b_idle;
 	enum match_mode		 b_match;
 	size_t			 b_tabcap;	/* power of 2, >= 2 * inflight */
+	size_t			 b_pfxcap;	/* reply bytes kept, 0 = none */
+	const char		*b_record_path;
+	FILE			*b_record;
+	char			 b_tag[WSB_TAG_MAX + 1];	/* {run} */
+	int			 b_reconnect;
+	double			 b_drain;
 	char			*b_headers;	/* extra lines, CRLF-ended */
 	size_t			 b_headerslen;
 	int			 b_src;
@@ -240,6 +271,12 @@ struct bench {
 	uint64_t		 b_bytes_recv;
 	uint64_t		 b_pings;
 	uint64_t		 b_unmatched;	/* --match id: no known id */
+	uint64_t		 b_outstanding;	/* requests in flight, all conns */
+	uint64_t		 b_sent_all;	/* whole run, not only measured */
+	uint64_t		 b_replies_all;
+	uint64_t		 b_lost;	/* in flight on a closed conn */
+	uint64_t		 b_records;
+	unsigned int		 b_reconnects;
 	uint64_t		 b_status[7];	/* none, 1xx .. 5xx, other */
 	unsigned int		 b_shown;
 	unsigned int		 b_nerrors;
@@ -281,6 +318,8 @@ static uint64_t	 hist_highest(size_t);
 static uint64_t	 hist_percentile(const struct hist *, double);
 
 static void	 tmpl_compile(const char *);
+static int	 tmpl_seq_id(const char *);
+static void	 parse_tag(const char *);
 static size_t	 tmpl_length(uint64_t, unsigned int, size_t *);
 static void	 tmpl_write(unsigned char *, uint64_t, unsigned int, size_t);
 
@@ -295,17 +334,27 @@ static void	 ws_fail(struct conn *, const char *, ...)
 static int	 ws_frame_end(struct conn *, uint64_t);
 static int	 ws_on_close(struct conn *);
 static void	 ws_on_message(struct conn *, uint64_t);
-static int	 pfx_number(const unsigned char *, size_t, const char *,
-		    uint64_t *);
+static const unsigned char *pfx_value(const unsigned char *, size_t,
+		    const char *);
+static const unsigned char *json_str_end(const unsigned char *,
+		    const unsigned char *);
+static void	 reply_parse(const struct conn *, struct reply_info *, int);
+static int	 id_seq(const struct reply_info *, uint64_t *);
 static struct slot *tab_find(struct conn *, uint64_t);
 static void	 tab_insert(struct conn *, uint64_t);
 static void	 tab_delete(struct conn *, struct slot *);
 static struct slot *tab_oldest(struct conn *);
-static void	 match_reply(struct conn *, uint64_t);
+static int	 match_reply(struct conn *, const struct reply_info *,
+		    uint64_t *);
+static void	 record_open(void);
+static void	 record_reply(const struct reply_info *, uint64_t, uint64_t);
+static int	 record_close(void);
 
 static void	 conn_error(const char *, ...)
 		    __attribute__((__format__(__printf__, 1, 2)));
 static void	 conn_start(struct conn *);
+static void	 conn_reset(struct conn *);
+static void	 conn_retry(struct conn *);
 static void	 conn_connect_failed(struct conn *, int);
 static void	 conn_connected(struct conn *);
 static int	 conn_handshake_start(struct conn *);
@@ -334,6 +383,8 @@ static void	 bench_check_ready(void);
 static void	 bench_ready(void);
 static void	 bench_measure_start(void);
 static void	 bench_stop(void);
+static void	 bench_close_all(void);
+static void	 bench_drained(void);
 static void	 bench_prepare_cb(struct ev_loop *, ev_prepare *, int);
 static void	 bench_kick_cb(struct ev_loop *, ev_idle *, int);
 static void	 bench_phase_cb(struct ev_loop *, ev_timer *, int);
@@ -350,6 +401,7 @@ usage(FILE *fp)
 	fprintf(fp,
 "usage: wsbench -u ws://HOST[:PORT][/PATH] [-c CONNS] [-n INFLIGHT] [-s SIZE]\n"
 "               [-m TEMPLATE] [-d SECONDS] [-w SECONDS] [-r RATE] [--json]\n"
+"               [--record FILE] [--run-tag TAG] [--reconnect] [--drain S]\n"
 "       wsbench -u ws://HOST[:PORT][/PATH] --idle [-c CONNS] [-d SECONDS]\n"
 "               [--src FIRST[-LAST]]\n"
 "\n"
@@ -358,10 +410,12 @@ usage(FILE *fp)
 "  -n, --inflight N    requests kept in flight per connection (default 1)\n"
 "  -s, --size BYTES    message size, k/m suffixes (default 64)\n"
 "  -m, --template T    message text: {seq} per-connection sequence number,\n"
-"                      {conn} connection number, {pad} 'x' filler up to SIZE\n"
-"                      (without {pad}, spaces are appended up to SIZE)\n"
-"  -d, --duration S    measured seconds (default 10); with --idle, seconds to\n"
-"                      hold the connections, 0 = until SIGINT/SIGTERM\n"
+"                      {conn} connection number, {run} the run tag, {pad}\n"
+"                      'x' filler up to SIZE (without {pad}, spaces are\n"
+"                      appended up to SIZE)\n"
+"  -d, --duration S    measured seconds (default 10), after the connections\n"
+"                      are up and the warmup; with --idle, seconds to hold\n"
+"                      the connections, 0 = until SIGINT/SIGTERM\n"
 "  -w, --warmup S      seconds of load before measuring starts (default 0)\n"
 "  -r, --rate N        total message rate limit, messages/s (default none)\n"
 "  -t, --timeout S     connect + handshake timeout (default 10)\n"
@@ -372,8 +426,18 @@ usage(FILE *fp)
 "      --idle          open, handshake and hold connections idle; prints\n"
 "                      \"established N\" once all are up\n"
 "      --match MODE    how replies complete requests: fifo (oldest first),\n"
-"                      id (by the reply's \"id\" number = the request's\n"
-"                      {seq}), auto (default: id when -m has \"id\":{seq})\n"
+"                      id (by the reply's \"id\": the number, or the digits\n"
+"                      ending the string, is the request's {seq}), auto\n"
+"                      (default: id when -m has \"id\":{seq} or\n"
+"                      \"id\":\"...{seq}\")\n"
+"      --record FILE   write one line per reply received: id, status,\n"
+"                      body/error, time, latency, error text (README)\n"
+"      --run-tag TAG   {run} in -m ([A-Za-z0-9._-], default 8 random hex\n"
+"                      digits)\n"
+"      --reconnect     reopen dropped connections (backoff 50 ms to 1 s);\n"
+"                      the run lasts -d even if every connection is gone\n"
+"      --drain S       at the end, stop sending and wait up to S seconds\n"
+"                      for the replies in flight before closing (default 0)\n"
 "      --json          one-line JSON summary instead of the report\n"
 "  -h, --help          this text\n");
 }
@@ -707,15 +771,15 @@ hist_percentile(const struct hist *h, double pct)
 /* ---- Message template ---- */
 
 /*
- * Splits the template into literals and {seq}/{conn}/{pad} markers.
- * Without {pad}, a space filler is appended: JSON allows trailing
- * whitespace, so a JSON template stays valid at any SIZE.
+ * Splits the template into literals and {seq}/{conn}/{run}/{pad}
+ * markers.  Without {pad}, a space filler is appended: JSON allows
+ * trailing whitespace, so a JSON template stays valid at any SIZE.
  */
 static void
 tmpl_compile(const char *t)
 {
 	const char	*p = t, *lit = t;
-	size_t		 nseq = 0, nconn = 0, litlen = 0;
+	size_t		 nseq = 0, nconn = 0, nrun = 0, litlen = 0;
 	int		 havepad = 0;
 	struct tmpl_seg	*s;
 
@@ -732,6 +796,9 @@ tmpl_compile(const char *t)
 			} else if (strncmp(p, "{conn}", 6) == 0) {
 				kind = TMPL_CONN;
 				mlen = 6;
+			} else if (strncmp(p, "{run}", 5) == 0) {
+				kind = TMPL_RUN;
+				mlen = 5;
 			} else if (strncmp(p, "{pad}", 5) == 0 && !havepad) {
 				kind = TMPL_PAD;
 				mlen = 5;
@@ -757,6 +824,8 @@ tmpl_compile(const char *t)
 			nseq++;
 		else if (kind == TMPL_CONN)
 			nconn++;
+		else if (kind == TMPL_RUN)
+			nrun++;
 		else
 			havepad = 1;
 		p += mlen;
@@ -767,7 +836,8 @@ tmpl_compile(const char *t)
 		s->t_kind = TMPL_PAD;
 		s->t_fill = ' ';
 	}
-	b.b_maxpayload = litlen + 20 * nseq + 10 * nconn;
+	b.b_maxpayload = litlen + 20 * nseq + 10 * nconn +
+	    strlen(b.b_tag) * nrun;
 	if (b.b_maxpayload < b.b_size)
 		b.b_maxpayload = b.b_size;
 }
@@ -793,6 +863,9 @@ tmpl_length(uint64_t seq, unsigned int id, size_t *pad)
 			if (idlen == 0)
 				idlen = u64_str(tmp, id);
 			fixed += idlen;
+			break;
+		case TMPL_RUN:
+			fixed += strlen(b.b_tag);
 			break;
 		case TMPL_PAD:
 			break;
@@ -821,12 +894,52 @@ tmpl_write(unsigned char *dst, uint64_t seq, unsigned int id, size_t pad)
 		case TMPL_CONN:
 			dst += u64_str((char *)dst, id);
 			break;
+		case TMPL_RUN:
+			memcpy(dst, b.b_tag, strlen(b.b_tag));
+			dst += strlen(b.b_tag);
+			break;
 		case TMPL_PAD:
 			memset(dst, s->t_fill, pad);
 			dst += pad;
 			break;
 		}
 	}
+}
+
+/*
+ * Whether replies can be matched by id: the template's "id" is {seq},
+ * or a string ending in {seq} after a character that is neither a
+ * digit nor another marker (id_seq() takes the digits ending it).
+ */
+static int
+tmpl_seq_id(const char *t)
+{
+	const char	*v, *q;
+
+	if ((v = strstr(t, "\"id\":")) == NULL)
+		return 0;
+	v += 5;
+	if (strncmp(v, "{seq}", 5) == 0)
+		return 1;
+	if (*v != '"' || (q = strchr(v + 1, '"')) == NULL || q - v < 6 ||
+	    strncmp(q - 5, "{seq}", 5) != 0)
+		return 0;
+	return q - 5 == v + 1 || (q[-6] != '}' && (q[-6] < '0' ||
+	    q[-6] > '9'));
+}
+
+/* --run-tag: goes into JSON strings and ids unescaped, so kept plain. */
+static void
+parse_tag(const char *s)
+{
+	size_t	len = strlen(s);
+
+	if (len == 0 || len > WSB_TAG_MAX ||
+	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789._-") != len)
+		die("--run-tag: '%s' is not 1 to %d of [A-Za-z0-9._-]", s,
+		    WSB_TAG_MAX);
+	memcpy(b.b_tag, s, len + 1);
 }
 
 /* ---- WebSocket framing (RFC 6455 section 5, client side) ---- */
@@ -909,8 +1022,9 @@ ws_input(struct conn *c, const unsigned char *p, size_t n, uint64_t now)
 				memcpy(c->c_ctl + c->c_ctllen, p, take);
 				c->c_ctllen += (unsigned char)take;
 			} else {
-				if (c->c_pfx != NULL && c->c_pfxlen < WSB_PFX) {
-					size_t	k = WSB_PFX - c->c_pfxlen;
+				if (c->c_pfx != NULL &&
+				    c->c_pfxlen < b.b_pfxcap) {
+					size_t	k = b.b_pfxcap - c->c_pfxlen;
 
 					if (k > take)
 						k = take;
@@ -1094,6 +1208,8 @@ request_done(struct conn *c, uint64_t ts, uint64_t now)
 	c->c_fcount--;
 	if (c->c_unstamped > c->c_fcount)
 		c->c_unstamped = c->c_fcount;
+	if (--b.b_outstanding == 0 && b.b_phase == PHASE_DRAIN)
+		bench_drained();
 	if (!b.b_measuring)
 		return;
 	b.b_received++;
@@ -1108,48 +1224,140 @@ request_done(struct conn *c, uint64_t ts, uint64_t now)
 static void
 ws_on_message(struct conn *c, uint64_t now)
 {
-	uint64_t	ts;
+	struct reply_info	 ri;
+	uint64_t		 ts = 0;
+	int			 done = 0;
 
-	if (c->c_tab != NULL) {
-		match_reply(c, now);
-		return;
-	}
-	if (c->c_fcount == 0) {
+	b.b_replies_all++;
+	reply_parse(c, &ri, b.b_record != NULL);
+	if (c->c_tab != NULL)
+		done = match_reply(c, &ri, &ts);
+	else if (c->c_fcount > 0) {
+		ts = c->c_fifo[c->c_fhead];
+		if (++c->c_fhead == b.b_inflight)
+			c->c_fhead = 0;
+		done = 1;
+	} else
 		b.b_unexpected++;
-		return;
-	}
-	ts = c->c_fifo[c->c_fhead];
-	if (++c->c_fhead == b.b_inflight)
-		c->c_fhead = 0;
-	request_done(c, ts, now);
+	if (b.b_record != NULL)
+		record_reply(&ri, done ? ts : 0, now);
+	if (done)
+		request_done(c, ts, now);
 }
 
 /*
- * The number after the first `"key":` (whitespace allowed around the
- * colon) in the message prefix; 0 if found.
+ * The value after the first `"key":` (whitespace allowed around the
+ * colon) in a reply prefix, or NULL.  Inside a JSON string every '"' is
+ * escaped, so a match is a key or a whole string value; a value is
+ * skipped by looking for the colon.
  */
-static int
-pfx_number(const unsigned char *p, size_t len, const char *key, uint64_t *v)
+static const unsigned char *
+pfx_value(const unsigned char *p, size_t len, const char *key)
 {
 	const unsigned char	*q, *end = p + len;
 	size_t			 klen = strlen(key);
+
+	while ((q = memmem(p, (size_t)(end - p), key, klen)) != NULL) {
+		p = q + klen;
+		while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' ||
+		    *p == '\n'))
+			p++;
+		if (p == end || *p != ':')
+			continue;
+		p++;
+		while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' ||
+		    *p == '\n'))
+			p++;
+		return p < end ? p : NULL;
+	}
+	return NULL;
+}
+
+/* The closing quote of the JSON string opening at `q`, or `end`. */
+static const unsigned char *
+json_str_end(const unsigned char *q, const unsigned char *end)
+{
+	for (q++; q < end; q++) {
+		if (*q == '"')
+			return q;
+		if (*q == '\\' && ++q == end)
+			break;
+	}
+	return end;
+}
+
+/*
+ * Reads "status", "id" and, for --record (`full`), whether the reply
+ * carries "body" or "error" from the prefix kept of the message.
+ */
+static void
+reply_parse(const struct conn *c, struct reply_info *ri, int full)
+{
+	const unsigned char	*p = c->c_pfx, *end = p + c->c_pfxlen, *v, *e;
 	int			 digits = 0;
 
-	if ((q = memmem(p, len, key, klen)) == NULL)
-		return -1;
-	q += klen;
-	while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
-		q++;
-	if (q == end || *q != ':')
-		return -1;
-	q++;
-	while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
-		q++;
-	for (*v = 0; q < end && *q >= '0' && *q <= '9' && digits < 19; q++) {
-		*v = *v * 10 + (uint64_t)(*q - '0');
-		digits++;
+	memset(ri, 0, sizeof(*ri));
+	ri->ri_kind = "-";
+	if (p == NULL)
+		return;
+	if ((v = pfx_value(p, c->c_pfxlen, "\"status\"")) != NULL) {
+		for (; v < end && *v >= '0' && *v <= '9' && digits < 19; v++) {
+			ri->ri_status = ri->ri_status * 10 +
+			    (uint64_t)(*v - '0');
+			digits++;
+		}
+		ri->ri_has_status = digits > 0;
 	}
-	return digits > 0 ? 0 : -1;
+	if ((v = pfx_value(p, c->c_pfxlen, "\"id\"")) != NULL) {
+		if (*v == '"') {
+			e = json_str_end(v, end);
+			e = e < end ? e + 1 : end;
+		} else
+			for (e = v; e < end && strchr("+-.0123456789eE",
+			    *e) != NULL && *e != '\0'; e++)
+				;
+		ri->ri_id = v;
+		ri->ri_idlen = (size_t)(e - v);
+	}
+	if (!full)
+		return;
+	if (pfx_value(p, c->c_pfxlen, "\"body\"") != NULL)
+		ri->ri_kind = "body";
+	else if ((v = pfx_value(p, c->c_pfxlen, "\"error\"")) != NULL &&
+	    *v == '"') {
+		ri->ri_kind = "error";
+		ri->ri_err = v + 1;
+		ri->ri_errlen = (size_t)(json_str_end(v, end) - ri->ri_err);
+	}
+}
+
+/*
+ * The request's {seq} from a reply's "id": the number itself, or the
+ * digits that end the string (tmpl_seq_id()); 0 if there is one.
+ */
+static int
+id_seq(const struct reply_info *ri, uint64_t *seq)
+{
+	const unsigned char	*p = ri->ri_id, *e;
+
+	if (p == NULL || ri->ri_idlen == 0)
+		return -1;
+	e = p + ri->ri_idlen;
+	if (*p == '"') {
+		if (ri->ri_idlen < 3 || e[-1] != '"')
+			return -1;
+		for (p = --e; p > ri->ri_id + 1 && p[-1] >= '0' &&
+		    p[-1] <= '9'; p--)
+			;
+	}
+	if (p == e || e - p > 19)
+		return -1;
+	for (*seq = 0; p < e; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		*seq = *seq * 10 + (uint64_t)(*p - '0');
+	}
+	return 0;
 }
 
 static struct slot *
@@ -1218,45 +1426,126 @@ tab_oldest(struct conn *c)
  * without a known id completes the oldest request instead and is
  * counted as unmatched.  "status" is counted by class over the whole
  * run; the first WSB_MAX_SHOWN replies that are not 2xx are printed.
+ * Returns 1 when a request completed, its send time in `*ts`.
  */
-static void
-match_reply(struct conn *c, uint64_t now)
+static int
+match_reply(struct conn *c, const struct reply_info *ri, uint64_t *ts)
 {
 	struct slot	*s = NULL;
-	uint64_t	 id, status, ts;
-	size_t		 cls, i;
+	uint64_t	 seq;
+	size_t		 cls, i, n;
 	char		 text[WSB_PFX + 1];
 
-	if (pfx_number(c->c_pfx, c->c_pfxlen, "\"status\"", &status) == -1)
+	if (!ri->ri_has_status)
 		cls = 0;
-	else if (status >= 100 && status <= 599)
-		cls = (size_t)(status / 100);
+	else if (ri->ri_status >= 100 && ri->ri_status <= 599)
+		cls = (size_t)(ri->ri_status / 100);
 	else
 		cls = 6;
 	b.b_status[cls]++;
 	if (cls != 2 && b.b_shown < WSB_MAX_SHOWN) {
 		b.b_shown++;
-		for (i = 0; i < c->c_pfxlen; i++)
+		n = c->c_pfxlen < WSB_PFX ? c->c_pfxlen : WSB_PFX;
+		for (i = 0; i < n; i++)
 			text[i] = c->c_pfx[i] >= 0x20 && c->c_pfx[i] < 0x7f ?
 			    (char)c->c_pfx[i] : '?';
 		text[i] = '\0';
 		fprintf(stderr, "wsbench: reply that is not 2xx: %s%s\n", text,
-		    c->c_pfxlen == WSB_PFX ? "..." : "");
+		    c->c_pfxlen > n ? "..." : "");
 	}
 
 	if (c->c_fcount == 0) {
 		b.b_unexpected++;
-		return;
+		return 0;
 	}
-	if (pfx_number(c->c_pfx, c->c_pfxlen, "\"id\"", &id) == 0)
-		s = tab_find(c, id);
+	if (id_seq(ri, &seq) == 0)
+		s = tab_find(c, seq);
 	if (s == NULL) {
 		b.b_unmatched++;
 		s = tab_oldest(c);
 	}
-	ts = s->s_ts;
+	*ts = s->s_ts;
 	tab_delete(c, s);
-	request_done(c, ts, now);
+	return 1;
+}
+
+/* ---- Reply record (--record) ---- */
+
+static void
+record_open(void)
+{
+	if ((b.b_record = fopen(b.b_record_path, "w")) == NULL)
+		die("--record: %s: %s", b.b_record_path, strerror(errno));
+	if (setvbuf(b.b_record, NULL, _IOFBF, WSB_RECORD_BUF) != 0)
+		die("--record: setvbuf failed");
+}
+
+/* Copies JSON text, which holds no raw control character, defensively. */
+static char *
+record_text(char *dst, const unsigned char *p, size_t len)
+{
+	size_t	i;
+
+	for (i = 0; i < len; i++)
+		*dst++ = p[i] < 0x20 ? '?' : (char)p[i];
+	return dst;
+}
+
+/*
+ * One line per reply, tab-separated: the "id" value as JSON text ("-"
+ * if none), the status ("-"), "body", "error" or "-", the receive time
+ * (CLOCK_MONOTONIC, microseconds), the latency (microseconds, "-" if no
+ * request was matched) and the error text as escaped in the reply (cut
+ * at the kept prefix).  Buffered: written out once a second and at
+ * exit.
+ */
+static void
+record_reply(const struct reply_info *ri, uint64_t ts, uint64_t now)
+{
+	char	line[2 * WSB_PFX_RECORD + 96], *p = line;
+
+	if (ri->ri_id != NULL)
+		p = record_text(p, ri->ri_id, ri->ri_idlen);
+	else
+		*p++ = '-';
+	*p++ = '\t';
+	if (ri->ri_has_status)
+		p += u64_str(p, ri->ri_status);
+	else
+		*p++ = '-';
+	*p++ = '\t';
+	memcpy(p, ri->ri_kind, strlen(ri->ri_kind));
+	p += strlen(ri->ri_kind);
+	*p++ = '\t';
+	p += u64_str(p, now / 1000);
+	*p++ = '\t';
+	if (ts != 0)
+		p += u64_str(p, now > ts ? (now - ts) / 1000 : 0);
+	else
+		*p++ = '-';
+	*p++ = '\t';
+	p = record_text(p, ri->ri_err, ri->ri_errlen);
+	*p++ = '\n';
+	fwrite(line, 1, (size_t)(p - line), b.b_record);
+	b.b_records++;
+}
+
+/* 0, or -1 (reported) if a write failed: the record is incomplete. */
+static int
+record_close(void)
+{
+	int	bad;
+
+	if (b.b_record == NULL)
+		return 0;
+	bad = ferror(b.b_record);
+	if (fclose(b.b_record) != 0)
+		bad = 1;
+	b.b_record = NULL;
+	if (bad)
+		fprintf(stderr, "wsbench: --record: %s: write failed: %s\n",
+		    b.b_record_path, strerror(errno));
+	return bad ? -1 : 0;
 }
 
 /* ---- Connections ---- */
@@ -1285,6 +1574,7 @@ conn_start(struct conn *c)
 	struct sockaddr_in	sin;
 	int			fd, one = 1;
 
+	conn_reset(c);
 	c->c_state = CONN_CONNECTING;
 	b.b_connecting++;
 	c->c_obuf = xmalloc(b.b_obcap);
@@ -1326,6 +1616,40 @@ conn_start(struct conn *c)
 	ev_io_start(b.b_loop, &c->c_io);
 	c->c_events = EV_WRITE;
 	ev_timer_set(&c->c_timer, b.b_timeout, 0.);
+	ev_timer_start(b.b_loop, &c->c_timer);
+}
+
+/*
+ * Per-connection state back to that of a new connection, for a
+ * reconnect; the sequence number and the backoff carry on.
+ */
+static void
+conn_reset(struct conn *c)
+{
+	c->c_blocked = 0;
+	c->c_oblen = c->c_oboff = 0;
+	c->c_hblen = 0;
+	c->c_pfxlen = 0;
+	c->c_fhead = c->c_fcount = c->c_unstamped = 0;
+	c->c_remain = 0;
+	c->c_hdrlen = c->c_inpayload = c->c_opcode = c->c_fin = 0;
+	c->c_msgop = c->c_ctllen = 0;
+}
+
+/*
+ * --reconnect: starts the connection again (conn_timer_cb) after a
+ * delay that doubles up to WSB_RETRY_MAX, jittered by +-50% so that the
+ * connections a killed server dropped do not come back in lockstep.
+ */
+static void
+conn_retry(struct conn *c)
+{
+	double	d;
+
+	c->c_backoff = c->c_backoff == 0 ? WSB_RETRY_MIN :
+	    fmin(2 * c->c_backoff, WSB_RETRY_MAX);
+	d = c->c_backoff * (0.5 + (double)(rng_next() % 1000) / 1000);
+	ev_timer_set(&c->c_timer, d, 0.);
 	ev_timer_start(b.b_loop, &c->c_timer);
 }
 
@@ -1517,17 +1841,22 @@ conn_opened(struct conn *c)
 	ev_timer_stop(b.b_loop, &c->c_timer);
 	c->c_state = CONN_OPEN;
 	b.b_connecting--;
-	b.b_ok++;
 	b.b_active++;
+	c->c_backoff = 0;
+	if (c->c_everopen)
+		b.b_reconnects++;
+	else
+		b.b_ok++;
+	c->c_everopen = 1;
 	if (!b.b_idle) {
 		if (b.b_match == MATCH_ID) {
 			c->c_tab = calloc(b.b_tabcap, sizeof(*c->c_tab));
 			if (c->c_tab == NULL)
 				die("out of memory");
-			c->c_pfx = xmalloc(WSB_PFX);
-			c->c_pfxlen = 0;
 		} else
 			c->c_fifo = xmalloc(b.b_inflight * sizeof(*c->c_fifo));
+		if (b.b_pfxcap > 0)
+			c->c_pfx = xmalloc(b.b_pfxcap);
 		/* Spread rate-limited senders over one interval. */
 		if (b.b_rate_ns != 0)
 			c->c_next_ns = mono_ns() + (uint64_t)rng_next() %
@@ -1539,8 +1868,10 @@ conn_opened(struct conn *c)
 
 /*
  * Closes the connection for `fmt` and accounts for it by state: before
- * the handshake completed it failed, afterwards it dropped, while
- * stopping it finished quietly.  The struct stays; the reaper frees its
+ * the handshake completed it failed, afterwards it dropped (its requests
+ * in flight are lost), while stopping it finished quietly.  With
+ * --reconnect a dropped connection, or a failed attempt to reopen one,
+ * is started again later.  The struct stays; the reaper frees its
  * buffers, so callers up the stack only check c_state.
  */
 static void
@@ -1564,6 +1895,10 @@ conn_abort(struct conn *c, const char *fmt, ...)
 	conn_error("%s", msg);
 	if (state == CONN_CONNECTING || state == CONN_HANDSHAKE) {
 		b.b_connecting--;
+		if (c->c_everopen) {
+			conn_retry(c);
+			return;
+		}
 		b.b_failed++;
 		bench_start_more();
 		bench_check_ready();
@@ -1571,6 +1906,18 @@ conn_abort(struct conn *c, const char *fmt, ...)
 	}
 	b.b_dropped++;
 	b.b_active--;
+	b.b_lost += c->c_fcount;
+	b.b_outstanding -= c->c_fcount;
+	c->c_fcount = 0;
+	if (b.b_phase == PHASE_DRAIN) {
+		if (b.b_outstanding == 0)
+			bench_drained();
+		return;
+	}
+	if (b.b_reconnect) {
+		conn_retry(c);
+		return;
+	}
 	if (b.b_active == 0 && b.b_phase != PHASE_CONNECT) {
 		fprintf(stderr, "wsbench: all connections are closed\n");
 		bench_stop();
@@ -1762,6 +2109,8 @@ conn_send_msg(struct conn *c)
 	c->c_fcount++;
 	c->c_unstamped++;
 	c->c_seq++;
+	b.b_outstanding++;
+	b.b_sent_all++;
 	if (b.b_measuring) {
 		b.b_sent++;
 		b.b_bytes_sent += plen;
@@ -1776,7 +2125,7 @@ conn_fill(struct conn *c)
 {
 	uint64_t	now = 0;
 
-	if (c->c_state != CONN_OPEN || b.b_idle || b.b_phase == PHASE_LINGER)
+	if (c->c_state != CONN_OPEN || b.b_idle || b.b_phase >= PHASE_DRAIN)
 		return;
 	while (c->c_fcount < b.b_inflight) {
 		if (b.b_rate_ns != 0) {
@@ -1876,6 +2225,16 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (c->c_state == CONN_CLOSED) {
+		/*
+		 * A --reconnect delay is over.  The reaper (prepare watcher)
+		 * has freed the old buffers: it runs before every poll, and
+		 * timers fire after one.
+		 */
+		if (b.b_phase < PHASE_DRAIN && !c->c_onreap)
+			conn_start(c);
+		return;
+	}
 	if (c->c_state == CONN_CONNECTING || c->c_state == CONN_HANDSHAKE)
 		conn_abort(c, "%s %s: timed out after %g s",
 		    c->c_state == CONN_CONNECTING ? "connect" : "handshake",
@@ -1936,7 +2295,12 @@ bench_ready(void)
 			ev_timer_set(&b.b_phase_timer, b.b_duration, 0.);
 			ev_timer_start(b.b_loop, &b.b_phase_timer);
 		}
-	} else if (b.b_warmup > 0) {
+		return;
+	}
+	/* The load is on: what tests wait for before injecting faults. */
+	fprintf(stderr, "wsbench: ready: %u connections, run %s\n", b.b_ok,
+	    b.b_tag);
+	if (b.b_warmup > 0) {
 		b.b_phase = PHASE_WARMUP;
 		ev_timer_set(&b.b_phase_timer, b.b_warmup, 0.);
 		ev_timer_start(b.b_loop, &b.b_phase_timer);
@@ -1956,40 +2320,80 @@ bench_measure_start(void)
 }
 
 /*
- * End of the run (timer, signal, or nothing left): stop measuring, send
- * every open connection a close frame and give the server WSB_LINGER
- * seconds to answer, so it sees clean closes rather than resets.
+ * End of the run (timer, signal, or nothing left): stop measuring and
+ * sending, drop the connections still being (re)established and, with
+ * --drain, wait up to that long for the replies in flight; then close.
+ * A signal during the drain closes at once, one during the close exits.
  */
 static void
 bench_stop(void)
 {
-	static const unsigned char	normal[2] = { 1000 >> 8, 1000 & 0xff };
-	struct conn			*c;
-	unsigned int			 i;
+	struct conn	*c;
+	unsigned int	 i;
 
 	if (b.b_phase == PHASE_LINGER) {
 		ev_break(b.b_loop, EVBREAK_ONE);
 		return;
 	}
+	if (b.b_phase == PHASE_DRAIN) {
+		bench_close_all();
+		return;
+	}
 	b.b_t_end = mono_ns();
 	b.b_measuring = 0;
-	b.b_phase = PHASE_LINGER;
-	ev_timer_stop(b.b_loop, &b.b_progress);
+	ev_timer_stop(b.b_loop, &b.b_phase_timer);
 	for (i = 0; i < b.b_next; i++) {
 		c = &b.b_conns[i];
+		/* Handshake deadline, rate limit or reconnect delay. */
+		ev_timer_stop(b.b_loop, &c->c_timer);
 		if (c->c_state == CONN_CONNECTING ||
 		    c->c_state == CONN_HANDSHAKE) {
 			b.b_connecting--;
 			conn_close_fd(c);
-		} else if (c->c_state == CONN_OPEN) {
-			ev_timer_stop(b.b_loop, &c->c_timer);
+		}
+	}
+	if (b.b_drain > 0 && b.b_outstanding > 0) {
+		b.b_phase = PHASE_DRAIN;
+		ev_timer_set(&b.b_phase_timer, b.b_drain, 0.);
+		ev_timer_start(b.b_loop, &b.b_phase_timer);
+		return;
+	}
+	bench_close_all();
+}
+
+/* --drain: the last reply came in; close from the loop, not the parser. */
+static void
+bench_drained(void)
+{
+	ev_timer_stop(b.b_loop, &b.b_phase_timer);
+	ev_timer_set(&b.b_phase_timer, 0., 0.);
+	ev_timer_start(b.b_loop, &b.b_phase_timer);
+}
+
+/*
+ * Sends every open connection a close frame and gives the server
+ * WSB_LINGER seconds to answer, so it sees clean closes rather than
+ * resets.
+ */
+static void
+bench_close_all(void)
+{
+	static const unsigned char	normal[2] = { 1000 >> 8, 1000 & 0xff };
+	struct conn			*c;
+	unsigned int			 i;
+
+	b.b_phase = PHASE_LINGER;
+	ev_timer_stop(b.b_loop, &b.b_progress);
+	ev_timer_stop(b.b_loop, &b.b_phase_timer);
+	for (i = 0; i < b.b_next; i++) {
+		c = &b.b_conns[i];
+		if (c->c_state == CONN_OPEN) {
 			c->c_state = CONN_CLOSING;
 			b.b_closing++;
 			if (conn_queue_ctl(c, WS_OP_CLOSE, normal, 2) == -1)
 				conn_abort(c, "closed");
 		}
 	}
-	ev_timer_stop(b.b_loop, &b.b_phase_timer);
 	if (b.b_closing == 0) {
 		ev_break(b.b_loop, EVBREAK_ONE);
 		return;
@@ -2064,6 +2468,9 @@ bench_phase_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	case PHASE_HOLD:
 		bench_stop();
 		break;
+	case PHASE_DRAIN:
+		bench_close_all();
+		break;
 	case PHASE_LINGER:
 		ev_break(loop, EVBREAK_ONE);
 		break;
@@ -2076,6 +2483,9 @@ bench_progress_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)w;
 	(void)revents;
+	/* Tests read the record while the run goes on. */
+	if (b.b_record != NULL)
+		fflush(b.b_record);
 	if (b.b_phase == PHASE_CONNECT)
 		fprintf(stderr, "wsbench: connecting: %u established, "
 		    "%u failed, %u in progress, %u to go\n", b.b_ok,
@@ -2162,6 +2572,14 @@ bench_report(void)
 			    (unsigned long long)b.b_bytes_sent,
 			    (unsigned long long)b.b_bytes_recv,
 			    rate, mbs, mean, p50, p90, p99, p999, max);
+		if (!b.b_idle)
+			printf(",\"run\":\"%s\",\"sent_all\":%llu,"
+			    "\"replies_all\":%llu,\"lost\":%llu,"
+			    "\"reconnects\":%u,\"records\":%llu", b.b_tag,
+			    (unsigned long long)b.b_sent_all,
+			    (unsigned long long)b.b_replies_all,
+			    (unsigned long long)b.b_lost, b.b_reconnects,
+			    (unsigned long long)b.b_records);
 		if (!b.b_idle && b.b_match == MATCH_ID)
 			printf(",\"match\":\"id\",\"unmatched\":%llu,"
 			    "\"status_none\":%llu,\"status_1xx\":%llu,"
@@ -2193,8 +2611,11 @@ bench_report(void)
 	}
 	printf("wsbench %s: %u connections x %u in flight, %zu-byte "
 	    "messages\n", b.b_url, b.b_nconns, b.b_inflight, b.b_size);
-	printf("  connections  %u ok, %u failed, %u dropped\n", b.b_ok,
+	printf("  connections  %u ok, %u failed, %u dropped", b.b_ok,
 	    b.b_failed, b.b_dropped);
+	if (b.b_reconnect)
+		printf(", %u reconnected", b.b_reconnects);
+	printf("\n");
 	printf("  measured     %.2f s", secs);
 	if (b.b_warmup > 0)
 		printf(" after %.2f s warmup", b.b_warmup);
@@ -2206,6 +2627,13 @@ bench_report(void)
 	if (b.b_unexpected > 0)
 		printf(", %llu unexpected", (unsigned long long)b.b_unexpected);
 	printf("\n");
+	printf("  whole run    %llu sent, %llu replies, %llu lost (in flight "
+	    "on a closed connection)\n", (unsigned long long)b.b_sent_all,
+	    (unsigned long long)b.b_replies_all,
+	    (unsigned long long)b.b_lost);
+	if (b.b_record != NULL)
+		printf("  record       %llu lines in %s\n",
+		    (unsigned long long)b.b_records, b.b_record_path);
 	if (b.b_match == MATCH_ID)
 		printf("  replies      matched by id, %llu unmatched; status "
 		    "2xx %llu, 4xx %llu, 5xx %llu, other %llu, none %llu "
@@ -2242,6 +2670,10 @@ main(int argc, char *argv[])
 		{ "idle",	no_argument,		NULL, 'I' },
 		{ "json",	no_argument,		NULL, 'J' },
 		{ "match",	required_argument,	NULL, 'M' },
+		{ "record",	required_argument,	NULL, 'R' },
+		{ "run-tag",	required_argument,	NULL, 'T' },
+		{ "reconnect",	no_argument,		NULL, 'C' },
+		{ "drain",	required_argument,	NULL, 'D' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ NULL,		0,			NULL, 0 }
 	};
@@ -2250,6 +2682,7 @@ main(int argc, char *argv[])
 	unsigned int	 i;
 	int		 ch, exitcode;
 	char		*end;
+	unsigned char	 rnd[4];
 
 	b.b_nconns = 1;
 	b.b_inflight = 1;
@@ -2323,6 +2756,18 @@ main(int argc, char *argv[])
 				die("--match: '%s' is not fifo, id or auto",
 				    optarg);
 			break;
+		case 'R':
+			b.b_record_path = optarg;
+			break;
+		case 'T':
+			parse_tag(optarg);
+			break;
+		case 'C':
+			b.b_reconnect = 1;
+			break;
+		case 'D':
+			b.b_drain = parse_seconds("--drain", optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -2344,6 +2789,8 @@ main(int argc, char *argv[])
 	}
 	if (!b.b_idle && b.b_duration <= 0)
 		die("-d: the duration must be positive (0 only with --idle)");
+	if (b.b_idle && b.b_record_path != NULL)
+		die("--record: no replies to record with --idle");
 	parse_url(b.b_url);
 	if (b.b_src && b.b_addr.ss_family != AF_INET)
 		die("--src needs an IPv4 target");
@@ -2356,13 +2803,16 @@ main(int argc, char *argv[])
 	 */
 	if (b.b_match == MATCH_AUTO)
 		b.b_match = b.b_template != NULL &&
-		    strstr(b.b_template, "\"id\":{seq}") != NULL ?
-		    MATCH_ID : MATCH_FIFO;
+		    tmpl_seq_id(b.b_template) ? MATCH_ID : MATCH_FIFO;
 	if (b.b_match == MATCH_ID && !b.b_idle)
 		for (b.b_tabcap = 2; b.b_tabcap < 2 * (size_t)b.b_inflight;)
 			b.b_tabcap *= 2;
 	else
 		b.b_match = MATCH_FIFO;
+	if (b.b_record_path != NULL)
+		b.b_pfxcap = WSB_PFX_RECORD;
+	else if (b.b_match == MATCH_ID)
+		b.b_pfxcap = WSB_PFX;
 	/*
 	 * Default message: JSON with the sequence number, padded with 'x'
 	 * to SIZE; below 32 bytes plain filler.
@@ -2370,6 +2820,13 @@ main(int argc, char *argv[])
 	if (b.b_template == NULL)
 		b.b_template = b.b_size >= 32 ?
 		    "{\"id\":{seq},\"data\":\"{pad}\"}" : "{pad}";
+	/* {run}: random unless given, so that ids differ between runs. */
+	if (b.b_tag[0] == '\0') {
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+			die("RAND_bytes failed");
+		snprintf(b.b_tag, sizeof(b.b_tag), "%02x%02x%02x%02x", rnd[0],
+		    rnd[1], rnd[2], rnd[3]);
+	}
 	tmpl_compile(b.b_template);
 
 	/*
@@ -2398,6 +2855,8 @@ main(int argc, char *argv[])
 	    b.b_rng == 0)
 		b.b_rng = (uint32_t)mono_ns() | 1;
 	signal(SIGPIPE, SIG_IGN);
+	if (b.b_record_path != NULL)
+		record_open();
 
 	if ((b.b_loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		die("cannot initialise libev");
@@ -2438,8 +2897,12 @@ main(int argc, char *argv[])
 			conn_close_fd(c);
 		}
 	}
+	b.b_lost += b.b_outstanding;
+	b.b_outstanding = 0;
 	bench_report();
 	exitcode = b.b_ok > 0 ? 0 : 1;
+	if (record_close() == -1)
+		exitcode = 1;
 
 	bench_prepare_cb(NULL, &b.b_prepare, 0);
 	for (i = 0; i < b.b_nconns; i++) {

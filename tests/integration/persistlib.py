@@ -1,6 +1,6 @@
 """Helpers for the persistence tests (t_persist.py, t_persist_faults.py):
-a load generator that keeps requests in flight on several connections and
-records every reply, the "upstream-stage" classification of PROTOCOL.md
+the load generator (the bench tool, tests/bench/wsbench, recording every
+reply it receives), the "upstream-stage" classification of PROTOCOL.md
 section 5, and the row checks against PostgreSQL (exactly one row per
 upstream-stage reply the client received, matched by client_id).
 
@@ -9,19 +9,29 @@ Python 3 standard library only."""
 import json
 import math
 import os
-import socket
+import signal
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import T  # noqa: E402
-import wsclient  # noqa: E402
-from wsclient import WS, OP_CLOSE  # noqa: E402
 
 UPSTREAM_ERRORS = ("upstream error", "upstream timeout")
+USERS = ("u0", "u1", "u2", "u3", "u4", "u5")    # "u{conn}" of the load
+
+
+def wsbench_bin():
+    """The bench tool of this build: tests/bench/wsbench in the build tree
+    (make check exports WSGATE_BUILDDIR), else next to the wsgate binary."""
+    base = os.environ.get("WSGATE_BUILDDIR") or os.path.dirname(harness.WSGATE_BIN)
+    return os.path.join(base, "tests", "bench", "wsbench")
+
+
+def upstream_error(err):
+    return isinstance(err, str) and any(err == e or err.startswith(e + ":")
+                                        for e in UPSTREAM_ERRORS)
 
 
 def upstream_stage(obj):
@@ -29,11 +39,7 @@ def upstream_stage(obj):
     upstream's body (any status), or wsgate's 502/504 of the upstream call."""
     if not isinstance(obj, dict):
         return False
-    if "body" in obj:
-        return True
-    err = obj.get("error")
-    return isinstance(err, str) and any(err == e or err.startswith(e + ":")
-                                        for e in UPSTREAM_ERRORS)
+    return "body" in obj or upstream_error(obj.get("error"))
 
 
 def p99(samples):
@@ -80,171 +86,211 @@ def replace_invalid(data):
     return "".join(out)
 
 
-# ---- Load ----
+# ---- Load: wsbench ----
 
-class Rep:
-    __slots__ = ("rid", "status", "stage", "error", "dt", "t", "obj")
+class Rec:
+    """One line of wsbench --record: a reply the client received."""
+    __slots__ = ("cid", "status", "kind", "t", "lat", "error")
 
-    def __init__(self, rid, obj, dt, t):
-        self.rid = rid
-        self.obj = obj
-        self.status = obj.get("status")
-        self.stage = upstream_stage(obj)
-        self.error = obj.get("error")
-        self.dt = dt
+    def __init__(self, line):
+        f = line.split("\t")
+        if len(f) != 6:
+            raise ValueError("bad record line %r" % line)
+        self.cid = None if f[0] == "-" else f[0]      # client_id text
+        self.status = None if f[1] == "-" else int(f[1])
+        self.kind = f[2]                               # body, error or -
+        self.t = int(f[3]) / 1e6                       # time.monotonic()
+        self.lat = None if f[4] == "-" else int(f[4]) / 1e6
+        try:
+            self.error = json.loads('"%s"' % f[5]) if self.kind == "error" else None
+        except ValueError:
+            self.error = f[5]                          # cut off: as escaped
+
+    @property
+    def stage(self):
+        return self.kind == "body" or (self.kind == "error" and upstream_error(self.error))
+
+    def overloaded(self):
+        return self.status == 503 and (self.error or "").startswith("overloaded")
+
+    def label(self):
+        return str(self.status) if self.kind == "body" else "%s %s" % (
+            self.status, (self.error or self.kind).split(":")[0])
+
+
+class Bench:
+    """The bench tool as the load: `conns` connections, each keeping
+    `inflight` requests in flight (`rate`: total requests/s, None: as fast
+    as replies come), reconnecting dropped connections, recording every
+    reply.  Request ids are "<tag>.<run>.<conn>.<seq>" (run: wsbench's
+    random run tag), user "u<conn>", payload {"n": <seq>} unless `template`
+    (a wsbench -m template) says otherwise.  The run ends after `secs`
+    (measured, after `warmup`) or at stop(); then wsbench stops sending
+    and waits up to `drain` s for the replies in flight."""
+
+    def __init__(self, t, port, tag, conns=3, inflight=6, secs=600, rate=None,
+                 warmup=0, drain=5, template=None):
+        assert conns <= len(USERS)
         self.t = t
-
-
-class Load:
-    """`threads` connections, each keeping `depth` requests in flight until
-    stop(); ids "<tag>c<thread>-<n>".  make(rid, thread, n) returns the
-    request text (default: user u1, payload {"n": n}).  A dropped
-    connection is reconnected; its requests in flight are `lost`."""
-
-    def __init__(self, port, tag="", threads=4, depth=8, make=None, rate=None,
-                 recv_timeout=None):
-        self.port = port
         self.tag = tag
-        self.nthreads = threads
-        self.depth = depth
-        self.make = make or (lambda rid, th, n: json.dumps(
-            {"id": rid, "user-id": "u1", "payload": {"n": n}}))
-        self.rate = rate            # requests/s per thread, None: as fast as possible
-        self.recv_timeout = T(10) if recv_timeout is None else recv_timeout
-        self.stopping = threading.Event()
-        self.lock = threading.Lock()
-        self.replies = {}           # rid -> Rep
-        self.lost = set()           # sent, no reply (connection dropped)
-        self.sent = 0
-        self.odd = []               # replies without a known id, errors
-        self.drops = 0
-        self.dups = []              # ids answered twice
-        self.threads = []
+        self.secs = secs
+        self.drain = drain
+        self.warmup = warmup
+        d = t.mkdir("bench")
+        n = len([x for x in os.listdir(d) if x.endswith(".rec")])
+        base = os.path.join(d, "%s-%d" % (tag, n))
+        self.rec_file, self.out_file, self.err_file = (
+            base + ".rec", base + ".json", base + ".err")
+        self.template = template or (
+            '{"id":"%s.{run}.{conn}.{seq}","user-id":"u{conn}","payload":{"n":{seq}}}' % tag)
+        self.argv = [wsbench_bin(), "-u", "ws://127.0.0.1:%d/ws" % port,
+                     "-c", str(conns), "-n", str(inflight), "-d", "%g" % secs,
+                     "-w", "%g" % warmup, "-m", self.template, "--match", "id",
+                     "--reconnect", "--drain", "%g" % drain, "--record", self.rec_file,
+                     "--json"]
+        if rate:
+            self.argv += ["-r", "%g" % rate]
+        self.proc = None
+        self.res = None         # wsbench's --json summary
+        self.recs = None        # [Rec] once finished
+        self.rc = None
+        self.t_ready = None
 
     def start(self):
-        for i in range(self.nthreads):
-            th = threading.Thread(target=self._run, args=(i,), daemon=True)
-            self.threads.append(th)
-            th.start()
+        if not os.access(self.argv[0], os.X_OK):
+            self.t.bail_out("wsbench not found at %s (make builds it)" % self.argv[0])
+        with open(self.out_file, "wb") as out, open(self.err_file, "wb") as err:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=err)
+        harness.REG.add(self.proc.pid, "wsbench", self.proc)
+        ok = harness.wait_for(lambda: "wsbench: ready:" in self.stderr() or
+                              self.proc.poll() is not None, T(15), 0.02)
+        if not ok or self.proc.poll() is not None:
+            raise RuntimeError("wsbench did not start: %s\n%s" % (
+                " ".join(self.argv), self.stderr()))
+        self.t_ready = time.monotonic()
         return self
 
-    def stop(self, timeout=None):
-        """Stop sending, wait for the replies in flight."""
-        self.stopping.set()
-        deadline = time.monotonic() + (T(20) if timeout is None else timeout)
-        for th in self.threads:
-            th.join(max(0.1, deadline - time.monotonic()))
+    def stderr(self):
+        try:
+            with open(self.err_file, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def records(self):
+        """The replies recorded so far (wsbench writes its record out once
+        a second): [Rec], complete lines only."""
+        try:
+            with open(self.rec_file, "rb") as f:
+                data = f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return []
+        return [Rec(line) for line in data.split("\n")[:-1]]
+
+    def _finish(self):
+        self.rc = self.proc.returncode
+        try:
+            with open(self.out_file) as f:
+                self.res = json.loads(f.read().strip().splitlines()[-1])
+        except (OSError, ValueError, IndexError):
+            self.res = None
+        self.recs = self.records()
         return self
 
-    def _connect(self):
-        deadline = time.monotonic() + T(15)
-        while time.monotonic() < deadline and not self.stopping.is_set():
-            try:
-                return WS.connect(self.port, timeout=T(5))
-            except (OSError, ValueError):
-                time.sleep(0.1)
-        return None
+    def wait(self, timeout=None):
+        """Wait for the run to end by itself (-d, then the drain)."""
+        limit = self.secs + self.warmup + self.drain + 20 if timeout is None else timeout
+        try:
+            self.proc.wait(T(limit))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return self._finish()
 
-    def _run(self, th):
-        n = 0
-        ws = None
-        inflight = {}
-        while True:
-            if ws is None:
-                if self.stopping.is_set():
-                    break
-                ws = self._connect()
-                if ws is None:
-                    break
-            try:
-                while not self.stopping.is_set() and len(inflight) < self.depth:
-                    n += 1
-                    rid = "%sc%d-%d" % (self.tag, th, n)
-                    msg = self.make(rid, th, n)
-                    inflight[rid] = time.monotonic()
-                    with self.lock:
-                        self.sent += 1
-                    ws.send_text(msg)
-                    if self.rate:
-                        time.sleep(1.0 / self.rate)
-                        break
-                if self.stopping.is_set() and not inflight:
-                    break
-                if not inflight:
-                    continue
-                op, data = ws.recv_message(self.recv_timeout if not self.rate else
-                                           min(self.recv_timeout, 1.0 / self.rate))
-            except socket.timeout:
-                if self.rate and not self.stopping.is_set():
-                    continue
-                with self.lock:
-                    self.odd.append("thread %d: no reply within %.1fs, %d in flight"
-                                    % (th, self.recv_timeout, len(inflight)))
-                    self.lost |= set(inflight)
-                inflight = {}
-                ws.close()
-                ws = None
-                continue
-            except (wsclient.Closed, OSError, ValueError):
-                with self.lock:
-                    self.drops += 1
-                    self.lost |= set(inflight)
-                inflight = {}
-                ws.close()
-                ws = None
-                continue
-            now = time.monotonic()
-            if op == OP_CLOSE:
-                with self.lock:
-                    self.drops += 1
-                    self.lost |= set(inflight)
-                inflight = {}
-                ws.close()
-                ws = None
-                continue
-            try:
-                obj = json.loads(data.decode("utf-8"))
-                rid = obj.get("id")
-            except (ValueError, AttributeError):
-                with self.lock:
-                    self.odd.append("thread %d: bad reply %r" % (th, data[:200]))
-                continue
-            t0 = inflight.pop(rid, None)
-            if t0 is None:
-                with self.lock:
-                    self.odd.append("thread %d: reply for unknown id %r" % (th, data[:200]))
-                continue
-            with self.lock:
-                if rid in self.replies:
-                    self.dups.append(rid)
-                self.replies[rid] = Rep(rid, obj, now - t0, now)
-        if ws is not None:
-            ws.close()
+    def stop(self):
+        """End the run now: SIGTERM (stop sending, drain, close)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.wait(self.drain + 15)
 
-    # -- results --
-    def stage_ids(self):
-        with self.lock:
-            return {rid for rid, r in self.replies.items() if r.stage}
+    # -- results (after wait/stop) --
+    def get(self, key, default=0):
+        return (self.res or {}).get(key, default)
+
+    def stage_cids(self):
+        return {r.cid for r in self.recs if r.stage and r.cid}
+
+    def dups(self):
+        seen, dup = set(), []
+        for r in self.recs:
+            if r.cid in seen:
+                dup.append(r.cid)
+            seen.add(r.cid)
+        return dup
 
     def statuses(self):
         res = {}
-        with self.lock:
-            for r in self.replies.values():
-                k = r.status if r.stage else "%s %s" % (r.status, (r.error or "").split(":")[0])
-                res[k] = res.get(k, 0) + 1
+        for r in self.recs:
+            res[r.label()] = res.get(r.label(), 0) + 1
         return res
 
     def summary(self):
-        return "sent %d, replies %d (%s), lost %d, drops %d, odd %d" % (
-            self.sent, len(self.replies), ", ".join(
-                "%s: %d" % kv for kv in sorted(self.statuses().items(), key=str)),
-            len(self.lost), self.drops, len(self.odd))
+        return ("wsbench rc %s: sent %d, replies %d (%s), lost %d, dropped %d, reconnects %d, "
+                "unmatched %d, p99 %.2f ms" % (
+                    self.rc, self.get("sent_all"), len(self.recs or ()), ", ".join(
+                        "%s: %d" % kv for kv in sorted(self.statuses().items())),
+                    self.get("lost"), self.get("conns_dropped"), self.get("reconnects"),
+                    self.get("unmatched"), self.get("p99_ms")))
+
+    def sane(self, t, label):
+        """The run itself went right: wsbench exited 0 with its summary,
+        recorded every reply it counted, every reply matched a request of
+        ours, no id answered twice."""
+        t.ok(self.rc == 0 and self.res is not None and
+             self.get("records") == len(self.recs) == self.get("replies_all"),
+             "%s: wsbench exit 0, %d replies recorded" % (label, len(self.recs or ())),
+             lambda: "%s\n%s" % (self.summary(), self.stderr()[-2000:]))
+        odd = [r for r in self.recs if r.cid is None or r.lat is None or
+               not r.cid.startswith('"%s.' % self.tag)]
+        t.ok(not odd and self.get("unmatched") == 0 and self.get("unexpected") == 0,
+             "%s: every reply names a request in flight" % label,
+             lambda: "%d odd, e.g. %r" % (len(odd), [(r.cid, r.status, r.kind) for r in odd[:5]]))
+        dup = self.dups()
+        t.ok(not dup, "%s: no id answered twice" % label, lambda: repr(dup[:10]))
 
 
-def run_load(port, secs, **kw):
-    ld = Load(port, **kw).start()
-    time.sleep(secs)
-    return ld.stop()
+def window(recs, t0, t1):
+    """Latencies (s) of the upstream-stage replies received in [t0, t1]."""
+    return [r.lat for r in recs if r.stage and r.lat is not None and t0 <= r.t <= t1]
+
+
+def client_conns(pid, port):
+    """How many established TCP connections to local `port` process pid
+    holds (its socket inodes matched against /proc/net/tcp{,6})."""
+    inodes = set()
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    except OSError:
+        return 0
+    n = 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == "01" and f[9] in inodes:
+                n += 1
+    return n
 
 
 # ---- PostgreSQL ----
@@ -259,9 +305,10 @@ def row_counts(pg, table, prefix=None):
     return {r[0]: int(r[1]) for r in rows}
 
 
-def wait_rows(pg, table, ids, timeout=None, prefix=None):
-    """Poll until every id has a row (or timeout): the final counts."""
-    want = {json_text(i) for i in ids}
+def wait_rows(pg, table, cids, timeout=None, prefix=None):
+    """Poll until every client_id text in cids has a row (or timeout): the
+    final counts."""
+    want = set(cids)
     deadline = time.monotonic() + (T(30) if timeout is None else timeout)
     while True:
         try:
@@ -273,17 +320,18 @@ def wait_rows(pg, table, ids, timeout=None, prefix=None):
         time.sleep(0.3)
 
 
-def check_rows(t, pg, table, ids, label, prefix=None, allow_missing=(), timeout=None):
-    """The guarantee: each id has exactly one row (none missing except
-    allow_missing, none duplicated).  Returns (missing, duplicated)."""
-    ids = set(ids)
-    counts = wait_rows(pg, table, ids - set(allow_missing), timeout, prefix)
-    missing = sorted(i for i in ids if json_text(i) not in counts)
-    really_missing = [i for i in missing if i not in set(allow_missing)]
+def check_rows(t, pg, table, cids, label, prefix=None, allow_missing=(), timeout=None):
+    """The guarantee: each client_id text in cids has exactly one row (none
+    missing except allow_missing, none duplicated, in the whole table or
+    among the ids starting with prefix).  Returns (missing, duplicated)."""
+    cids = set(cids)
+    allow = set(allow_missing)
+    counts = wait_rows(pg, table, cids - allow, timeout, prefix)
+    missing = sorted(i for i in cids if i not in counts)
+    really_missing = [i for i in missing if i not in allow]
     dup = sorted((k, v) for k, v in counts.items() if v > 1)
-    t.ok(not really_missing, "%s: all %d upstream-stage replies have a row%s" % (
-        label, len(ids), " (%d damaged allowed to miss)" % len(allow_missing)
-        if allow_missing else ""),
+    t.ok(cids and not really_missing, "%s: all %d upstream-stage replies have a row%s" % (
+        label, len(cids), " (%d damaged allowed to miss)" % len(allow) if allow else ""),
          lambda: "%d missing, e.g. %r" % (len(really_missing), really_missing[:20]))
     t.ok(not dup, "%s: no client_id has more than one row (%d rows)" % (
         label, sum(counts.values())),
@@ -334,7 +382,7 @@ class Locker:
         return self.proc.returncode
 
 
-def setup_services(t, users=("u1", "u2", "u3")):
+def setup_services(t, users=USERS):
     """PostgreSQL, Redis (cfg:USER = {"u": USER} for each user) and the
     upstream, started once per test file."""
     pg = t.start_postgres()

@@ -3,7 +3,8 @@
 DESIGN.md "The persistence path"): every reply with an upstream-stage
 status (an upstream body, whatever its status, or wsgate's 502/504 of the
 upstream call) has exactly one row, found by client_id (the request id as
-JSON text); bodies with NUL bytes and invalid UTF-8 land with U+FFFD in
+JSON text), under full load from the bench tool (tests/bench/wsbench,
+recording every reply) and for single requests of every kind; bodies with NUL bytes and invalid UTF-8 land with U+FFFD in
 their place; status NULL and the error text for 502/504; latency_ms and
 created_at plausible; no row for 400, 404, 429, 502 invalid config and
 503 replies that never reached the upstream."""
@@ -51,7 +52,7 @@ def main(t):
     t.need_binary()
     if not harness.pg_bindir():
         t.skip_all("PostgreSQL server not installed")
-    pg, r, up = pl.setup_services(t, users=("u1", "u2", "u3", "noid"))
+    pg, r, up = pl.setup_services(t, users=pl.USERS + ("noid",))
     r.command("SET", "cfg:badcfg", "{[")
     t_begin = time.time()
     base = "http://127.0.0.1:%d" % up.port
@@ -64,31 +65,32 @@ def main(t):
          lambda: w.describe())
 
     # -- 1. load: every upstream-stage reply has exactly one row --
-    users = ("u1", "u2", "u3")
-    ld = pl.run_load(w.port, 3.0, tag="L", threads=3, depth=4,
-                     make=lambda rid, th, n: json.dumps(
-                         {"id": rid, "user-id": users[n % 3], "payload": {"n": n}}))
-    t.note("load: " + ld.summary())
-    ids = ld.stage_ids()
-    t.ok(len(ids) >= 100, "load: %d upstream-stage replies (>= 100)" % len(ids))
-    t.ok(all(rp.status == 200 for rp in ld.replies.values()) and not ld.lost
-         and not ld.odd and not ld.dups, "load: every reply 200, none lost",
-         lambda: ld.summary() + " " + repr(ld.odd[:5]))
-    pl.check_rows(t, pg, TABLE, ids, "load", prefix="L")
-    # Spot checks: body and user of a sample.
-    sample = sorted(ids)[:50]
-    got = rows_for(pg, [json_text(i) for i in sample])
+    # wsbench as fast as the replies come: ids "L.<run>.<conn>.<seq>",
+    # user u<conn>, payload {"n":<seq>}.
+    bn = pl.Bench(t, w.port, "L", conns=3, inflight=4, secs=3).start().wait()
+    t.note("load: " + bn.summary())
+    bn.sane(t, "load")
+    cids = bn.stage_cids()
+    t.ok(len(cids) >= 100, "load: %d upstream-stage replies (>= 100)" % len(cids))
+    t.ok(all(x.status == 200 and x.kind == "body" for x in bn.recs) and
+         bn.get("lost", None) == 0 and bn.get("conns_dropped", None) == 0,
+         "load: every reply 200 with a body, none lost", lambda: bn.summary())
+    pl.check_rows(t, pg, TABLE, cids, "load", prefix="L.")
+    # Spot checks: the upstream echoes wsgate's body, so each row's
+    # response is known from its id.
+    sample = sorted(cids)[:50]
+    got = rows_for(pg, sample)
     bad = []
-    for i in sample:
-        rows = got.get(json_text(i)) or [{}]
-        rp = ld.replies[i]
-        n = int(i.split("-")[1])
-        if rows[0].get("response") != rp.obj.get("body") or \
-                rows[0].get("user_id") != users[n % 3] or rows[0].get("status") != 200 or \
-                rows[0].get("error") is not None:
-            bad.append((i, rows[0], rp.obj))
-    t.ok(not bad, "load: sample of 50 rows: response = reply body, user_id, status 200, "
-         "error NULL", lambda: repr(bad[:3]))
+    for cid in sample:
+        _tag, _run, conn, seq = json.loads(cid).split(".")
+        user = "u" + conn
+        body = '{"payload":{"n":%s},"config":%s}' % (seq, json.dumps({"u": user}))
+        row = (got.get(cid) or [{}])[0]
+        if (row.get("response"), row.get("user_id"), row.get("status"),
+                row.get("error")) != (body, user, 200, None):
+            bad.append((cid, row, body))
+    t.ok(not bad, "load: sample of 50 rows: response = the echoed request, user_id, "
+         "status 200, error NULL", lambda: repr(bad[:3]))
     keys = pg.psql("SELECT count(DISTINCT request_key), count(*) FROM %s" % TABLE)
     t.is_(keys[0][0], keys[0][1], "request_key unique per row (%s rows)" % keys[0][1])
 
@@ -99,7 +101,6 @@ def main(t):
     def call(msg, timeout=None):
         rep = c.call(msg, timeout)
         return rep
-    t0 = time.monotonic()
     rep = call('{"id":"one-echo","user-id":"u2","payload":{"x":[1,2,"\\u00e9"]}}')
     dt_echo = rep.dt
     t.is_(rep.obj and rep.obj.get("status"), 200, "echo: 200")

@@ -24,6 +24,7 @@
 #include "ipc_proto.h"
 #include "log.h"
 #include "record.h"
+#include "stats.h"
 #include "store.h"
 #include "util.h"
 
@@ -51,6 +52,7 @@ struct dbwriter {
 	int			 d_ipc_fd;
 	ev_io			 d_accept;
 	struct child_signals	 d_signals;
+	struct stats_loop	 d_stats;
 	ev_timer		 d_stop_timer;
 	int			 d_stopping;
 	TAILQ_HEAD(, peer)	 d_peers;
@@ -432,6 +434,8 @@ dbwriter_main(struct config *cfg, int ipc_fd, int slot,
 	TAILQ_INIT(&d->d_peers);
 	if ((d->d_loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		fatalx("cannot create event loop");
+	stats_attach(STATS_DBWRITER, slot);
+	stats_loop_start(d->d_loop, &d->d_stats, NULL, NULL);
 	child_signals_start(d->d_loop, &d->d_signals, dbw_stop_cb, d);
 	ev_timer_init(&d->d_stop_timer, dbw_stop_timer_cb, 0., 0.);
 	d->d_stop_timer.data = d;
@@ -452,6 +456,8 @@ dbwriter_main(struct config *cfg, int ipc_fd, int slot,
 	while (!TAILQ_EMPTY(&d->d_peers))
 		dbw_peer_close(TAILQ_FIRST(&d->d_peers));
 	close(ipc_fd);
+	stats_loop_stop(d->d_loop, &d->d_stats);
+	stats_detach();
 	log_info("dbwriter exiting slot=%d generation=%u", slot, generation);
 	config_free(cfg);
 	return 0;

@@ -9,10 +9,12 @@
 #include "autoconf.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "pg.h"
+#include "stats.h"
 #include "util.h"
 
 #define PG_BACKOFF_MIN_MS	100
@@ -74,6 +76,12 @@ pg_fail(struct pg *pg, const char *what)
 		PQfinish(pg->pg_conn);
 	pg->pg_conn = NULL;
 	pg->pg_state = PG_IDLE;
+	/* /readyz: down once none of this dbwriter's connections is up. */
+	stats_inc(&stats_d->sd_pg_errors[STATS_PG_CONNECTION]);
+	if (was_ready)
+		stats_dec(&stats_d->sd_pg_conns);
+	if (stats_get(&stats_d->sd_pg_conns) == 0)
+		stats_dep(STATS_DEP_DOWN);
 	log_warnx("%s: %s retry_in=%ums", what, reason, pg->pg_backoff_ms);
 	ev_timer_set(&pg->pg_retry, pg->pg_backoff_ms / 1000.0, 0.);
 	ev_timer_start(pg->pg_loop, &pg->pg_retry);
@@ -191,6 +199,8 @@ pg_ready(struct pg *pg)
 		return;
 	}
 	pg->pg_state = PG_READY;
+	stats_inc(&stats_d->sd_pg_conns);
+	stats_dep(STATS_DEP_UP);
 	pg_watch(pg, EV_READ);
 	if (pg->pg_on_state != NULL)
 		pg->pg_on_state(pg->pg_on_state_arg, 1);
@@ -260,7 +270,11 @@ pg_drain_results(struct pg *pg)
 			if ((nl = strchr(pg->pg_errmsg, '\n')) != NULL)
 				*nl = '\0';
 			pg->pg_failed = 1;
-		}
+			stats_inc(&stats_d->sd_pg_errors[STATS_PG_STATEMENT]);
+		} else if (pg->pg_state == PG_BUSY)
+			/* The INSERT's count: conflicts are not in it. */
+			stats_add(&stats_d->sd_rows,
+			    strtoull(PQcmdTuples(res), NULL, 10));
 		PQclear(res);
 	}
 	pg_watch(pg, EV_READ);
@@ -358,6 +372,8 @@ pg_init(struct pg *pg, struct ev_loop *loop, const struct config *cfg,
 void
 pg_stop(struct pg *pg)
 {
+	if (pg_up(pg))
+		stats_dec(&stats_d->sd_pg_conns);
 	ev_io_stop(pg->pg_loop, &pg->pg_io);
 	ev_timer_stop(pg->pg_loop, &pg->pg_retry);
 	if (pg->pg_conn != NULL)

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "spoolq.h"
+#include "stats.h"
 #include "util.h"
 
 struct sq_job {
@@ -50,8 +51,22 @@ struct spoolq {
 
 static void	*spoolq_main(void *);
 static void	 spoolq_work(struct spool *, struct sq_jobs *);
+static void	 spoolq_gauge(struct spool *);
 static void	 spoolq_complete(struct spoolq *);
 static void	 spoolq_async_cb(struct ev_loop *, ev_async *, int);
+
+/*
+ * wsgate_spool_bytes: the spool's size for the stats slot, from whoever
+ * owns the spool now (the thread, or the loop before and after it).
+ */
+static void
+spoolq_gauge(struct spool *sp)
+{
+	struct spool_stats	ss;
+
+	spool_stats(sp, &ss);
+	stats_set(&stats_d->sd_spool_bytes, ss.ss_bytes);
+}
 
 /* Run the jobs in order, then one sync for those that want it. */
 static void
@@ -64,8 +79,10 @@ spoolq_work(struct spool *sp, struct sq_jobs *jobs)
 		j->j_result = j->j_work(sp, j->j_arg);
 		sync |= j->j_flags & SPOOLQ_SYNC;
 	}
-	if (!sync || (r = spool_sync(sp)) == SPOOL_OK)
+	if (!sync || (r = spool_sync(sp)) == SPOOL_OK) {
+		spoolq_gauge(sp);
 		return;
+	}
 	/*
 	 * Nothing buffered is durable: drop it, the jobs' owners try again
 	 * (what an earlier segment of this sync did write is replayed
@@ -75,6 +92,7 @@ spoolq_work(struct spool *sp, struct sq_jobs *jobs)
 	TAILQ_FOREACH(j, jobs, j_entry)
 		if ((j->j_flags & SPOOLQ_SYNC) && j->j_result == SPOOL_OK)
 			j->j_result = r;
+	spoolq_gauge(sp);
 }
 
 static void *
@@ -138,6 +156,7 @@ spoolq_start(struct ev_loop *loop, struct spool *sp)
 	sigset_t	 all, old;
 	int		 rc;
 
+	spoolq_gauge(sp);
 	q = xcalloc(1, sizeof(*q));
 	q->q_loop = loop;
 	q->q_spool = sp;

@@ -57,6 +57,7 @@
 #include "record.h"
 #include "spool.h"
 #include "spoolq.h"
+#include "stats.h"
 #include "store.h"
 #include "utf8.h"
 #include "util.h"
@@ -95,6 +96,7 @@ struct batch {
 	char			 b_sqlstate[6];
 	char			 b_reason[256];	/* PostgreSQL's message */
 	ev_tstamp		 b_born;	/* arrival of its first record */
+	double			 b_sent;	/* stats_now() at its INSERT */
 };
 TAILQ_HEAD(batch_list, batch);
 
@@ -540,8 +542,10 @@ store_send(struct batch *b, struct pg *pg)
 	for (i = 0; i < PG_NPARAMS; i++)
 		params[i] = st.cols[i].b_p;
 	/* -1: the connection broke just now; the batch waits for another. */
-	if (pg_insert(pg, params, store_done_cb, b) == 0)
+	if (pg_insert(pg, params, store_done_cb, b) == 0) {
 		b->b_state = B_SENT;
+		b->b_sent = stats_now();
+	}
 }
 
 /* pg.c: the batch's INSERT finished. */
@@ -553,6 +557,8 @@ store_done_cb(void *arg, int ok, const char *sqlstate, const char *msg)
 
 	b->b_state = B_WAIT;
 	if (ok) {
+		stats_inc(&stats_d->sd_batches);
+		stats_observe(&stats_d->sd_batch, stats_now() - b->b_sent);
 		b->b_state = B_DONE;
 		store_release();
 		store_step();

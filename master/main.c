@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "master/depcheck.h"
 #include "master/master.h"
 #include "tls.h"
 
@@ -18,12 +19,14 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: wsgate [-dhtV] [-c file] [-p pidfile]\n"
+	    "usage: wsgate [-dhtTV] [-c file] [-p pidfile]\n"
 	    "  -c file     configuration file (default %s)\n"
 	    "  -d          run in the background\n"
 	    "  -h          show this help\n"
 	    "  -p pidfile  write the master's pid to pidfile\n"
 	    "  -t          test the configuration and exit\n"
+	    "  -T          like -t, then check that Redis, the upstream and\n"
+	    "              PostgreSQL are reachable\n"
 	    "  -V          show the version and exit\n",
 	    CONFIG_DEFAULT_PATH);
 }
@@ -34,11 +37,11 @@ main(int argc, char *argv[])
 	struct master_opts	 opts;
 	struct config		*cfg;
 	char			 err[1024], cwd[4096], abspath[8192];
-	int			 ch, test = 0;
+	int			 ch, test = 0, deps = 0;
 
 	memset(&opts, 0, sizeof(opts));
 	opts.mo_config_path = CONFIG_DEFAULT_PATH;
-	while ((ch = getopt(argc, argv, "c:dhp:tV")) != -1) {
+	while ((ch = getopt(argc, argv, "c:dhp:tTV")) != -1) {
 		switch (ch) {
 		case 'c':
 			opts.mo_config_path = optarg;
@@ -59,6 +62,9 @@ main(int argc, char *argv[])
 			break;
 		case 't':
 			test = 1;
+			break;
+		case 'T':
+			test = deps = 1;
 			break;
 		case 'V':
 			printf("wsgate %s\n", PACKAGE_VERSION);
@@ -101,6 +107,11 @@ main(int argc, char *argv[])
 		}
 		fprintf(stderr, "wsgate: configuration file %s test is "
 		    "successful\n", opts.mo_config_path);
+		if (deps && depcheck_run(cfg, stdout) > 0) {
+			fprintf(stderr, "wsgate: dependency check failed\n");
+			config_free(cfg);
+			return 1;
+		}
 		config_free(cfg);
 		return 0;
 	}

@@ -31,6 +31,7 @@
 #include "proc.h"
 #include "ring.h"
 #include "sdnotify.h"
+#include "stats.h"
 #include "tls.h"
 #include "util.h"
 
@@ -107,6 +108,7 @@ static int	 do_reload(void);
 static void	 do_stop(int);
 static int	 live_children(void);
 static const char *signame(int);
+static enum stats_role child_stats_role(const struct child *);
 
 static const char *
 signame(int sig)
@@ -552,6 +554,12 @@ slot_ring(int slot, const struct config *cfg)
 	return 0;
 }
 
+static enum stats_role
+child_stats_role(const struct child *ch)
+{
+	return ch->ch_role == ROLE_WORKER ? STATS_WORKER : STATS_DBWRITER;
+}
+
 static void
 child_start(struct child *ch)
 {
@@ -577,6 +585,7 @@ child_start(struct child *ch)
 		ps.ps_ring = m.rings[ch->ch_slot].mem;
 		ps.ps_ring_size = m.rings[ch->ch_slot].size;
 	}
+	stats_slot_begin(child_stats_role(ch), ch->ch_slot);
 	if ((pid = proc_spawn(&ps)) == -1) {
 		log_warn("fork failed role=%s slot=%d",
 		    proc_role_name(ch->ch_role), ch->ch_slot);
@@ -651,6 +660,8 @@ child_exited(struct child *ch, int status)
 	else
 		snprintf(how, sizeof(how), "status=%d", WEXITSTATUS(status));
 	clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	/* Its stats slot is ours until the next child takes it. */
+	stats_slot_end(child_stats_role(ch), ch->ch_slot);
 
 	if (ch->ch_gen != m.cur || m.stopping) {
 		if (clean)
@@ -682,6 +693,7 @@ child_exited(struct child *ch, int status)
 	    "respawn_in=%llums", (long)ch->ch_pid, proc_role_name(ch->ch_role),
 	    ch->ch_slot, ch->ch_gen->g_id, how, (unsigned long long)delay);
 	ch->ch_pid = 0;
+	stats_count_restart();
 	if (delay == 0)
 		child_start(ch);
 	else
@@ -787,6 +799,7 @@ do_reload(void)
 	if ((cfg = config_load(m.opts->mo_config_path, err,
 	    sizeof(err))) == NULL) {
 		log_errorx("reload failed: %s", err);
+		stats_count_reload(0);
 		return -1;
 	}
 	if (strcmp(cfg->c_runtime_dir, old->g_cfg->c_runtime_dir) != 0)
@@ -799,6 +812,7 @@ do_reload(void)
 		log_errorx("reload failed: %s", err);
 		tls_ctx_free(ssl_ctx);
 		config_free(cfg);
+		stats_count_reload(0);
 		return -1;
 	}
 	if ((cfg->c_log_file == NULL) != (old->g_cfg->c_log_file == NULL) ||
@@ -820,6 +834,7 @@ do_reload(void)
 	gen_reap();
 	log_info("reload complete generation=%u workers=%d dbwriters=%d",
 	    g->g_id, cfg->c_workers, cfg->c_dbwriters);
+	stats_count_reload(1);
 	return 0;
 }
 
@@ -904,6 +919,12 @@ master_main(struct config *cfg, const struct master_opts *opts)
 		fprintf(stderr, "wsgate: %s\n", err);
 		if (log_fd() != STDERR_FILENO)
 			log_errorx("%s", err);
+		return 1;
+	}
+	/* Before any fork: every child, of every generation, shares it. */
+	if (stats_init() == -1) {
+		fprintf(stderr, "wsgate: cannot map the stats region: %s\n",
+		    strerror(errno));
 		return 1;
 	}
 	if (opts->mo_daemonize) {

@@ -24,6 +24,7 @@
 #include "admin.h"
 #include "conn.h"
 #include "log.h"
+#include "stats.h"
 #include "util.h"
 
 #define CONN_LINGER_S		2.0
@@ -49,6 +50,7 @@ static void	conn_linger_read(struct conn *);
 static void	conn_flush(struct conn *);
 static void	conn_flushed(struct conn *);
 static void	conn_want(struct conn *, int);
+static void	conn_refused(struct conn *, enum stats_handshake);
 
 const char *
 http_reason(int status)
@@ -136,6 +138,9 @@ conn_close(struct conn *c)
 	}
 	close(c->c_fd);
 	c->c_fd = -1;
+	/* wsconn_upgrade() counted it in when it let the head go. */
+	if (c->c_head == NULL)
+		stats_dec(&stats_w->sw_connections);
 	TAILQ_REMOVE(&w->w_conns, c, c_entry);
 	TAILQ_INSERT_TAIL(&w->w_dead, c, c_entry);
 	w->w_nconns--;
@@ -170,6 +175,14 @@ conn_requests_done(struct conn *c)
 		c->c_close_when_idle = 0;
 		wsconn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
 	}
+}
+
+/* A client connection that ends before its WebSocket opened. */
+static void
+conn_refused(struct conn *c, enum stats_handshake why)
+{
+	if (!c->c_admin)
+		stats_inc(&stats_w->sw_handshakes_failed[why]);
 }
 
 /* ---- Transport ---- */
@@ -265,6 +278,7 @@ conn_tls_handshake(struct conn *c)
 	default:
 		log_debug("TLS handshake failed fd=%d", c->c_fd);
 		ERR_clear_error();
+		conn_refused(c, STATS_HS_TLS);
 		conn_close(c);
 		return;
 	}
@@ -459,6 +473,7 @@ conn_read_head(struct conn *c)
 	int			 rc;
 
 	if (hd->hd_len == sizeof(hd->hd_buf)) {
+		conn_refused(c, STATS_HS_BAD_REQUEST);
 		conn_http_respond(c, 431, NULL, "request header too large\n",
 		    25);
 		return;
@@ -486,6 +501,7 @@ conn_read_head(struct conn *c)
 		char	body[64];
 		int	len = snprintf(body, sizeof(body), "%s\n",
 			    http_reason(status));
+		conn_refused(c, STATS_HS_BAD_REQUEST);
 		conn_http_respond(c, status, NULL, body, (size_t)len);
 		return;
 	}
@@ -621,6 +637,7 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	case CONN_READ_HEAD:
 		if (now < c->c_deadline)
 			break;
+		conn_refused(c, STATS_HS_TIMEOUT);
 		if (c->c_head->hd_len > 0) {
 			conn_http_respond(c, 408, NULL, "request timeout\n",
 			    16);
@@ -631,6 +648,8 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	default:
 		if (now < c->c_deadline)
 			break;
+		if (c->c_state == CONN_TLS_HANDSHAKE)
+			conn_refused(c, STATS_HS_TIMEOUT);
 		conn_close(c);
 		return;
 	}

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "lookup.h"
 #include "redis.h"
+#include "stats.h"
 #include "util.h"
 
 #define LOOKUP_BUCKETS_MIN	256
@@ -258,6 +259,7 @@ lookup_start(struct lookup_waiter *w, const char *user, size_t userlen,
 	}
 
 	if (!redis_ready()) {
+		stats_inc(&stats_w->sw_redis_errors[STATS_REDIS_UNAVAILABLE]);
 		cb(arg, LOOKUP_UNAVAILABLE, NULL, 0);
 		return;
 	}
@@ -271,6 +273,7 @@ lookup_start(struct lookup_waiter *w, const char *user, size_t userlen,
 	l->l_call.rc_arg = l;
 	if (redis_get(l->l_key, len, &l->l_call) == -1) {
 		free(l);
+		stats_inc(&stats_w->sw_redis_errors[STATS_REDIS_UNAVAILABLE]);
 		cb(arg, LOOKUP_UNAVAILABLE, NULL, 0);
 		return;
 	}
@@ -308,6 +311,7 @@ lookup_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)loop;
 	(void)revents;
+	stats_inc(&stats_w->sw_redis_errors[STATS_REDIS_TIMEOUT]);
 	lookup_finish(t->data, LOOKUP_TIMEOUT, NULL, 0);
 }
 
@@ -357,6 +361,8 @@ lookup_reply_cb(void *arg, enum redis_result res, const char *val,
 			lookup_finish(l, LOOKUP_OK, "null", 4);
 		break;
 	default:
+		stats_inc(&stats_w->sw_redis_errors[res == REDIS_BADREPLY ?
+		    STATS_REDIS_ERROR : STATS_REDIS_UNAVAILABLE]);
 		lookup_finish(l, LOOKUP_UNAVAILABLE, NULL, 0);
 		break;
 	}

@@ -23,6 +23,7 @@
 #include "pipeline.h"
 #include "record.h"
 #include "redis.h"
+#include "stats.h"
 #include "upstream.h"
 #include "util.h"
 #include "ws.h"
@@ -41,7 +42,6 @@ static struct {
 	ev_idle		 slice_idle;
 } pl;
 
-static double	mono_now(void);
 static void	pipeline_config_cb(void *, enum lookup_status, const char *,
 		    size_t);
 static void	pipeline_upstream_cb(void *, enum upstream_result, int,
@@ -57,15 +57,6 @@ static int	request_record(struct request *, int, const char *,
 		    const struct buf *);
 static void	pipeline_slice_cb(struct ev_loop *, ev_check *, int);
 static void	pipeline_idle_cb(struct ev_loop *, ev_idle *, int);
-
-static double
-mono_now(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 void
 pipeline_init(struct worker *w)
@@ -129,6 +120,7 @@ pipeline_error(struct conn *c, const char *id, size_t idlen, int status,
 	buf_append(&pl.reply, "\"error\":\"", 9);
 	json_escape(&pl.reply, (const uint8_t *)error, strlen(error));
 	buf_append(&pl.reply, "\"}", 2);
+	stats_reply(status);
 	pipeline_send(c, &pl.reply);
 }
 
@@ -161,7 +153,7 @@ pipeline_message(struct conn *c, int opcode, const uint8_t *p, size_t len)
 	}
 
 	rq = xcalloc(1, sizeof(*rq));
-	rq->rq_t_start = mono_now();
+	rq->rq_t_start = stats_now();
 	rq->rq_conn = c;
 	snprintf(rq->rq_key, sizeof(rq->rq_key), "%s-%llx", pl.key_prefix,
 	    (unsigned long long)++pl.seq);
@@ -189,7 +181,7 @@ pipeline_config_cb(void *arg, enum lookup_status st, const char *json,
 {
 	struct request	*rq = arg;
 
-	rq->rq_t_redis = mono_now();
+	rq->rq_t_redis = stats_now();
 	switch (st) {
 	case LOOKUP_OK:
 		buf_append(&rq->rq_body, json, len);
@@ -220,15 +212,17 @@ pipeline_upstream_cb(void *arg, enum upstream_result res, int status,
 	struct request	*rq = arg;
 	char		 err[512];
 
-	rq->rq_t_upstream = mono_now();
+	rq->rq_t_upstream = stats_now();
 	switch (res) {
 	case UPSTREAM_OK:
 		request_finish(rq, status, NULL, body);
 		break;
 	case UPSTREAM_TIMEOUT:
+		stats_inc(&stats_w->sw_upstream_errors[STATS_UPSTREAM_TIMEOUT]);
 		request_finish(rq, 504, "upstream timeout", NULL);
 		break;
 	case UPSTREAM_ERROR:
+		stats_inc(&stats_w->sw_upstream_errors[STATS_UPSTREAM_ERROR]);
 		snprintf(err, sizeof(err), "upstream error: %s", detail);
 		request_finish(rq, 502, err, NULL);
 		break;
@@ -296,7 +290,7 @@ request_record(struct request *rq, int status, const char *error,
 	memset(&r, 0, sizeof(r));
 	clock_gettime(CLOCK_REALTIME, &ts);
 	r.r_created_at = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-	r.r_latency_ms = (mono_now() - rq->rq_t_start) * 1000.0;
+	r.r_latency_ms = (stats_now() - rq->rq_t_start) * 1000.0;
 	r.r_request_key.p = rq->rq_key;
 	r.r_request_key.len = strlen(rq->rq_key);
 	r.r_user_id.p = rq->rq_user;
@@ -324,7 +318,15 @@ request_done(struct request *rq, const struct buf *reply)
 {
 	struct conn	*c = rq->rq_conn;
 
-	rq->rq_t_done = mono_now();
+	rq->rq_t_done = stats_now();
+	stats_reply(rq->rq_status);
+	stats_observe(&stats_w->sw_stage[STATS_STAGE_REDIS],
+	    rq->rq_t_redis - rq->rq_t_start);
+	if (rq->rq_upstream)
+		stats_observe(&stats_w->sw_stage[STATS_STAGE_UPSTREAM],
+		    rq->rq_t_upstream - rq->rq_t_redis);
+	stats_observe(&stats_w->sw_stage[STATS_STAGE_TOTAL],
+	    rq->rq_t_done - rq->rq_t_start);
 	if (c != NULL) {
 		pipeline_send(c, reply);
 		TAILQ_REMOVE(&c->c_requests, rq, rq_entry);

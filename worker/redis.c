@@ -17,10 +17,12 @@
 
 #include "log.h"
 #include "redis.h"
+#include "stats.h"
 #include "util.h"
 
 #define REDIS_BACKOFF_MIN_MS	100
 #define REDIS_BACKOFF_MAX_MS	5000
+#define REDIS_HEALTH_S		1.0	/* PING this often */
 
 static struct {
 	struct ev_loop		*loop;
@@ -31,6 +33,9 @@ static struct {
 	unsigned int		 backoff_ms;
 	ev_timer		 retry;
 	int			 logged_down;
+	ev_timer		 health;
+	int			 ping_out;	/* a PING awaits its answer */
+	ev_tstamp		 ping_at;
 } rd;
 
 static void	redis_connect(void);
@@ -40,12 +45,16 @@ static void	redis_retry_cb(struct ev_loop *, ev_timer *, int);
 static void	redis_schedule(const char *);
 static void	redis_setup_cb(redisAsyncContext *, void *, void *);
 static void	redis_get_reply_cb(redisAsyncContext *, void *, void *);
+static void	redis_ping(void);
+static void	redis_ping_cb(redisAsyncContext *, void *, void *);
+static void	redis_health_cb(struct ev_loop *, ev_timer *, int);
 
 static void
 redis_schedule(const char *why)
 {
 	if (rd.stopping)
 		return;
+	stats_dep(STATS_DEP_DOWN);
 	if (!rd.logged_down || rd.backoff_ms >= REDIS_BACKOFF_MAX_MS)
 		log_warnx("Redis unavailable: %s retry_in=%ums", why,
 		    rd.backoff_ms);
@@ -133,6 +142,8 @@ redis_connect_cb(const redisAsyncContext *cac, int status)
 		    db);
 	}
 	rd.connected = 1;
+	/* Answered after AUTH and SELECT: up once they went through. */
+	redis_ping();
 	rd.backoff_ms = REDIS_BACKOFF_MIN_MS;
 	if (rd.logged_down)
 		log_info("Redis connection restored");
@@ -161,6 +172,48 @@ redis_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		redis_connect();
 }
 
+/*
+ * Health, for /readyz: a PING now and then, so that the state is known
+ * before any request needs Redis and a Redis that stopped answering
+ * (but keeps the connection) shows as down.
+ */
+static void
+redis_ping(void)
+{
+	if (redisAsyncCommand(rd.ac, redis_ping_cb, NULL, "PING") ==
+	    REDIS_OK) {
+		rd.ping_out = 1;
+		rd.ping_at = ev_now(rd.loop);
+	}
+}
+
+static void
+redis_ping_cb(redisAsyncContext *ac, void *r, void *priv)
+{
+	redisReply	*reply = r;
+
+	(void)ac;
+	(void)priv;
+	rd.ping_out = 0;
+	/* NULL: disconnected, which the disconnect callback reports. */
+	if (reply != NULL)
+		stats_dep(reply->type == REDIS_REPLY_STATUS ? STATS_DEP_UP :
+		    STATS_DEP_DOWN);
+}
+
+static void
+redis_health_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)t;
+	(void)revents;
+	if (!redis_ready())
+		return;
+	if (!rd.ping_out)
+		redis_ping();
+	else if (ev_now(loop) - rd.ping_at > rd.cfg->c_redis_timeout / 1000.0)
+		stats_dep(STATS_DEP_DOWN);
+}
+
 void
 redis_init(struct ev_loop *loop, const struct config *cfg)
 {
@@ -169,6 +222,9 @@ redis_init(struct ev_loop *loop, const struct config *cfg)
 	rd.cfg = cfg;
 	rd.backoff_ms = REDIS_BACKOFF_MIN_MS;
 	ev_timer_init(&rd.retry, redis_retry_cb, 0., 0.);
+	ev_timer_init(&rd.health, redis_health_cb, REDIS_HEALTH_S,
+	    REDIS_HEALTH_S);
+	ev_timer_start(loop, &rd.health);
 	redis_connect();
 }
 
@@ -234,6 +290,7 @@ redis_shutdown(void)
 {
 	rd.stopping = 1;
 	ev_timer_stop(rd.loop, &rd.retry);
+	ev_timer_stop(rd.loop, &rd.health);
 	if (rd.ac != NULL) {
 		redisAsyncContext *ac = rd.ac;
 		rd.ac = NULL;

@@ -19,6 +19,8 @@
 #include "persist.h"
 #include "pipeline.h"
 #include "log.h"
+#include "ring.h"
+#include "stats.h"
 #include "util.h"
 #include "worker.h"
 
@@ -27,6 +29,8 @@
 #define ACCEPT_YIELD_S		0.01	/* nearly full: let siblings accept */
 
 static struct worker	 worker;	/* large: w_rbuf */
+static struct stats_loop worker_stats;
+static const struct ring *worker_ring;	/* sampled for the ring gauges */
 
 static void	worker_accept_cb(struct ev_loop *, ev_io *, int);
 static void	worker_accept_resume_cb(struct ev_loop *, ev_timer *, int);
@@ -39,6 +43,7 @@ static void	worker_accept_enable(struct worker *, int);
 static void	worker_stop_accepting(struct worker *);
 static void	worker_begin_stop(struct worker *, int);
 static void	worker_reject(int);
+static void	worker_tick(void *);
 
 static void
 worker_accept_enable(struct worker *w, int on)
@@ -83,6 +88,18 @@ worker_reject(int fd)
 
 	(void)!write(fd, resp, sizeof(resp) - 1);
 	close(fd);
+	stats_inc(&stats_w->sw_handshakes_failed[STATS_HS_TOO_MANY]);
+}
+
+/* Every STATS_BEAT_S: the slot's ring, for wsgate_ring_* (metrics.c). */
+static void
+worker_tick(void *arg)
+{
+	(void)arg;
+	if (worker_ring == NULL)
+		return;
+	stats_set(&stats_w->sw_ring_bytes, ring_used_bytes(worker_ring));
+	stats_set(&stats_w->sw_ring_records, ring_count(worker_ring));
 }
 
 static void
@@ -293,6 +310,7 @@ worker_main(struct config *cfg, SSL_CTX *ssl_ctx, struct worker_listener *wl,
 
 	if ((w->w_loop = ev_default_loop(EVFLAG_AUTO)) == NULL)
 		fatalx("cannot create event loop");
+	stats_attach(STATS_WORKER, slot);
 	child_signals_start(w->w_loop, &w->w_signals, worker_stop_cb, w);
 	ev_timer_init(&w->w_stop_timer, worker_stop_timer_cb, 0., 0.);
 	w->w_stop_timer.data = w;
@@ -320,6 +338,9 @@ worker_main(struct config *cfg, SSL_CTX *ssl_ctx, struct worker_listener *wl,
 	persist_init(w->w_loop, cfg, ring_mem, ring_size, ipc_path, slot,
 	    generation, worker_acked_cb, w);
 	pipeline_init(w);
+	worker_ring = ring_mem;
+	worker_tick(NULL);
+	stats_loop_start(w->w_loop, &worker_stats, worker_tick, NULL);
 	log_info("worker started slot=%d generation=%u", slot, generation);
 	ev_run(w->w_loop, 0);
 
@@ -333,6 +354,9 @@ worker_main(struct config *cfg, SSL_CTX *ssl_ctx, struct worker_listener *wl,
 		    persist_pending(), slot);
 	persist_shutdown();
 	conn_sweep(w);
+	stats_loop_stop(w->w_loop, &worker_stats);
+	worker_tick(NULL);
+	stats_detach();
 	log_info("worker exiting slot=%d generation=%u", slot, generation);
 	config_free(cfg);
 	return 0;

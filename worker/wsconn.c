@@ -17,6 +17,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "stats.h"
 #include "util.h"
 #include "wsconn.h"
 
@@ -24,6 +25,8 @@
 
 static int	wsconn_origin_allowed(const struct config *,
 		    struct http_span);
+static void	wsconn_refuse(struct conn *, enum stats_handshake, int,
+		    const char *, const char *, size_t);
 static void	wsconn_message(struct conn *, int, const uint8_t *, size_t);
 static void	wsconn_control(struct conn *, int, const uint8_t *, size_t);
 static int	wsconn_frame_start(struct conn *);
@@ -52,6 +55,15 @@ span_eq_exact(struct http_span s, const char *lit)
 	    memcmp(s.p, lit, s.len) == 0;
 }
 
+/* An upgrade request refused: count why, answer it. */
+static void
+wsconn_refuse(struct conn *c, enum stats_handshake why, int status,
+    const char *extra, const char *body, size_t len)
+{
+	stats_inc(&stats_w->sw_handshakes_failed[why]);
+	conn_http_respond(c, status, extra, body, len);
+}
+
 void
 wsconn_upgrade(struct conn *c, uint8_t *extra, size_t extralen)
 {
@@ -64,35 +76,40 @@ wsconn_upgrade(struct conn *c, uint8_t *extra, size_t extralen)
 	if (span_eq_exact(r->h_path, cfg->c_echo_path))
 		c->c_echo = 1;
 	else if (!span_eq_exact(r->h_path, cfg->c_ws_path)) {
-		conn_http_respond(c, 404, NULL, "not found\n", 10);
+		wsconn_refuse(c, STATS_HS_NOT_FOUND, 404, NULL, "not found\n",
+		    10);
 		return;
 	}
 	if (!span_eq_exact(r->h_method, "GET")) {
-		conn_http_respond(c, 405, "Allow: GET\r\n",
+		wsconn_refuse(c, STATS_HS_METHOD, 405, "Allow: GET\r\n",
 		    "method not allowed\n", 19);
 		return;
 	}
 	if (!r->h_upgrade_websocket) {
-		conn_http_respond(c, 426, "Upgrade: websocket\r\n"
-		    "Sec-WebSocket-Version: 13\r\n",
+		wsconn_refuse(c, STATS_HS_NOT_WEBSOCKET, 426,
+		    "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
 		    "this endpoint speaks WebSocket\n", 31);
 		return;
 	}
 	if (r->h_version_minor < 1 || !r->h_connection_upgrade) {
-		conn_http_respond(c, 400, NULL, "bad upgrade request\n", 20);
+		wsconn_refuse(c, STATS_HS_BAD_UPGRADE, 400, NULL,
+		    "bad upgrade request\n", 20);
 		return;
 	}
 	if (r->h_ws_version != 13) {
-		conn_http_respond(c, 426, "Sec-WebSocket-Version: 13\r\n",
+		wsconn_refuse(c, STATS_HS_VERSION, 426,
+		    "Sec-WebSocket-Version: 13\r\n",
 		    "unsupported WebSocket version\n", 30);
 		return;
 	}
 	if (!ws_key_valid(r->h_ws_key.p, r->h_ws_key.len)) {
-		conn_http_respond(c, 400, NULL, "bad Sec-WebSocket-Key\n", 22);
+		wsconn_refuse(c, STATS_HS_BAD_UPGRADE, 400, NULL,
+		    "bad Sec-WebSocket-Key\n", 22);
 		return;
 	}
 	if (!wsconn_origin_allowed(cfg, r->h_origin)) {
-		conn_http_respond(c, 403, NULL, "origin not allowed\n", 19);
+		wsconn_refuse(c, STATS_HS_ORIGIN, 403, NULL,
+		    "origin not allowed\n", 19);
 		return;
 	}
 	ws_accept_key(r->h_ws_key.p, r->h_ws_key.len, accept);
@@ -109,6 +126,12 @@ wsconn_upgrade(struct conn *c, uint8_t *extra, size_t extralen)
 	if (conn_queue(c, resp, (size_t)n) == -1)
 		return;
 	conn_timer_update(c);
+	/*
+	 * Open from here on: c_head goes away below, which is how
+	 * conn_close() knows to count the connection out.
+	 */
+	stats_inc(&stats_w->sw_connections_total);
+	stats_inc(&stats_w->sw_connections);
 	if (extralen > 0) {
 		/*
 		 * Frames pipelined behind the head: move them out of the
@@ -144,7 +167,11 @@ wsconn_send(struct conn *c, int opcode, const void *p, size_t len)
 	size_t	hlen;
 
 	hlen = ws_frame_header_build(hdr, 1, opcode, len);
-	return conn_queue2(c, hdr, hlen, p, len);
+	if (conn_queue2(c, hdr, hlen, p, len) == -1)
+		return -1;
+	if (opcode < 0x8)
+		stats_inc(&stats_w->sw_messages_out);
+	return 0;
 }
 
 void
@@ -168,6 +195,7 @@ wsconn_close(struct conn *c, unsigned int code, const char *reason)
 static void
 wsconn_message(struct conn *c, int opcode, const uint8_t *p, size_t len)
 {
+	stats_inc(&stats_w->sw_messages_in);
 	if (c->c_echo)
 		wsconn_send(c, opcode, p, len);
 	else

@@ -68,6 +68,23 @@ def request(t, w, rid, label):
           "running as %s reached a dbwriter)" % (label, USER))
 
 
+def open_on(pid, path):
+    """Whether pid holds a descriptor on the file now at path."""
+    try:
+        want = os.stat(path)
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            st = os.stat("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
+            return True
+    return False
+
+
 def test_logrotate(t, w):
     """contrib/wsgate.logrotate against this instance: its paths pointed at
     the test's log dir and pidfile, the systemd unit at one that does not
@@ -92,6 +109,11 @@ def test_logrotate(t, w):
     t.ok(os.path.exists(rotated), "logrotate: log moved to wsgate.log.1")
     t.ok(w.wait_log(r"master\[%d\] info: reopened log files" % w.pid, T(5)) is not None,
          "logrotate: USR1 reached the master (pid from the pidfile); it reopened the log")
+    kids = [p for p, _c, _r in w.children()]
+    t.ok(harness.wait_for(lambda: all(open_on(k, w.log_file) and not open_on(k, rotated)
+                                      for k in kids), T(5)),
+         "logrotate: every child (running as %s) moved to the new file" % USER,
+         diag=lambda: repr([(k, open_on(k, w.log_file), open_on(k, rotated)) for k in kids]))
     # A worker, running as nobody, says something after the rotation.
     victim = workers[0]
     os.kill(victim, signal.SIGQUIT)

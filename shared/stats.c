@@ -100,17 +100,6 @@ stats_init(void)
 	return 0;
 }
 
-void
-stats_use_region(struct stats_region *r)
-{
-	region = r;
-	if (r != NULL)
-		r->sr_magic = STATS_MAGIC;
-	stats_w = &dummy_w;
-	stats_d = &dummy_d;
-	self = &dummy_w.sw_proc;
-}
-
 const struct stats_region *
 stats_region(void)
 {

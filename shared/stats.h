@@ -222,8 +222,8 @@ void	stats_observe(struct stats_hist *, double secs);
 double	stats_now(void);
 
 /*
- * Master, before the first fork: map the region.  Returns 0, or -1 with
- * errno set.  Children inherit it.
+ * Master, before the first fork: map the region (a new, zeroed one at
+ * each call).  Returns 0, or -1 with errno set.  Children inherit it.
  */
 int	stats_init(void);
 
@@ -276,9 +276,6 @@ void	stats_loop_stop(struct ev_loop *, struct stats_loop *);
 
 /* The region, or NULL before stats_init() (and in unit tests). */
 const struct stats_region *stats_region(void);
-
-/* For tests: use `r` (zeroed, aligned) as the region; NULL: none. */
-void	stats_use_region(struct stats_region *r);
 
 /* Slots of the role ever used (1 + the highest index). */
 int	stats_nslots(enum stats_role);

@@ -11,6 +11,7 @@
 #include "autoconf.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,6 +49,8 @@ static void	enumerated(struct buf *, const char *, const char *,
 		    const uint64_t *, size_t);
 static void	histogram(struct buf *, const char *, const char *,
 		    const char *, const struct stats_hist *);
+static void	ring_gauge(struct buf *, const char *, const char *,
+		    size_t);
 static int	processes(enum stats_role);
 
 static void
@@ -111,6 +114,22 @@ histogram(struct buf *b, const char *name, const char *label,
 	    lab, label ? "}" : "", n);
 }
 
+/* A gauge per worker slot: the uint64_t at `off` in its slot. */
+static void
+ring_gauge(struct buf *b, const char *name, const char *help, size_t off)
+{
+	const struct stats_region	*r = stats_region();
+	char				 num[16];
+	int				 i;
+
+	family(b, name, "gauge", help);
+	for (i = 0; i < stats_nslots(STATS_WORKER); i++) {
+		snprintf(num, sizeof(num), "%d", i);
+		sample(b, name, "slot", num, stats_get((const uint64_t *)
+		    (const void *)((const char *)&r->sr_worker[i] + off)));
+	}
+}
+
 /* Processes of the role running now. */
 static int
 processes(enum stats_role role)
@@ -131,7 +150,7 @@ metrics_render(struct buf *b)
 	const struct stats_region	*r = stats_region();
 	uint64_t			 now = now_ms(), v[STATS_NROLES];
 	char				 num[16];
-	int				 i, n;
+	int				 i;
 
 	memset(&w, 0, sizeof(w));
 	memset(&d, 0, sizeof(d));
@@ -181,21 +200,12 @@ metrics_render(struct buf *b)
 	    "Upstream calls that got no HTTP response, by kind.", "kind",
 	    upstream_err_names, w.sw_upstream_errors, STATS_NUPSTREAM_ERRORS);
 
-	n = stats_nslots(STATS_WORKER);
-	family(b, "wsgate_ring_bytes", "gauge",
-	    "Bytes of unacknowledged records in a worker slot's ring.");
-	for (i = 0; i < n; i++) {
-		snprintf(num, sizeof(num), "%d", i);
-		sample(b, "wsgate_ring_bytes", "slot", num,
-		    stats_get(&r->sr_worker[i].sw_ring_bytes));
-	}
-	family(b, "wsgate_ring_records_unacked", "gauge",
-	    "Records in a worker slot's ring not yet durable.");
-	for (i = 0; i < n; i++) {
-		snprintf(num, sizeof(num), "%d", i);
-		sample(b, "wsgate_ring_records_unacked", "slot", num,
-		    stats_get(&r->sr_worker[i].sw_ring_records));
-	}
+	ring_gauge(b, "wsgate_ring_bytes",
+	    "Bytes of unacknowledged records in a worker slot's ring.",
+	    offsetof(struct stats_worker, sw_ring_bytes));
+	ring_gauge(b, "wsgate_ring_records_unacked",
+	    "Records in a worker slot's ring not yet durable.",
+	    offsetof(struct stats_worker, sw_ring_records));
 
 	/* ---- Dbwriters ---- */
 	family(b, "wsgate_db_batches_total", "counter",

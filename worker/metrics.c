@@ -44,6 +44,8 @@ static void	family(struct buf *, const char *, const char *,
 		    const char *);
 static void	sample(struct buf *, const char *, const char *,
 		    const char *, uint64_t);
+static void	scalar(struct buf *, const char *, const char *,
+		    const char *, uint64_t);
 static void	enumerated(struct buf *, const char *, const char *,
 		    const char *, const char *, const char *const *,
 		    const uint64_t *, size_t);
@@ -68,6 +70,15 @@ sample(struct buf *b, const char *name, const char *label, const char *lv,
 		buf_printf(b, "%s{%s=\"%s\"} %" PRIu64 "\n", name, label, lv, v);
 	else
 		buf_printf(b, "%s %" PRIu64 "\n", name, v);
+}
+
+/* A family of one sample without labels. */
+static void
+scalar(struct buf *b, const char *name, const char *type, const char *help,
+    uint64_t v)
+{
+	family(b, name, type, help);
+	sample(b, name, NULL, NULL, v);
 }
 
 /* A family with one sample per value of an enumerated label. */
@@ -158,22 +169,20 @@ metrics_render(struct buf *b)
 	stats_sum(STATS_DBWRITER, &d);
 
 	/* ---- Workers ---- */
-	family(b, "wsgate_connections", "gauge", "Open WebSocket connections.");
-	sample(b, "wsgate_connections", NULL, NULL, w.sw_connections);
-	family(b, "wsgate_connections_total", "counter",
-	    "WebSocket connections opened (successful handshakes).");
-	sample(b, "wsgate_connections_total", NULL, NULL,
+	scalar(b, "wsgate_connections", "gauge", "Open WebSocket connections.",
+	    w.sw_connections);
+	scalar(b, "wsgate_connections_total", "counter",
+	    "WebSocket connections opened (successful handshakes).",
 	    w.sw_connections_total);
 	enumerated(b, "wsgate_handshakes_failed_total", "counter",
 	    "Client connections that never became a WebSocket, by reason.",
 	    "reason", hs_names, w.sw_handshakes_failed, STATS_NHANDSHAKE);
-	family(b, "wsgate_messages_received_total", "counter",
-	    "WebSocket data messages received from clients.");
-	sample(b, "wsgate_messages_received_total", NULL, NULL,
+	scalar(b, "wsgate_messages_received_total", "counter",
+	    "WebSocket data messages received from clients.",
 	    w.sw_messages_in);
-	family(b, "wsgate_messages_sent_total", "counter",
-	    "WebSocket data messages sent to clients.");
-	sample(b, "wsgate_messages_sent_total", NULL, NULL, w.sw_messages_out);
+	scalar(b, "wsgate_messages_sent_total", "counter",
+	    "WebSocket data messages sent to clients.",
+	    w.sw_messages_out);
 
 	family(b, "wsgate_replies_total", "counter",
 	    "Replies to client requests, by the status they carry.");
@@ -208,26 +217,26 @@ metrics_render(struct buf *b)
 	    offsetof(struct stats_worker, sw_ring_records));
 
 	/* ---- Dbwriters ---- */
-	family(b, "wsgate_db_batches_total", "counter",
-	    "Batches of records committed in PostgreSQL.");
-	sample(b, "wsgate_db_batches_total", NULL, NULL, d.sd_batches);
-	family(b, "wsgate_rows_written_total", "counter",
+	scalar(b, "wsgate_db_batches_total", "counter",
+	    "Batches of records committed in PostgreSQL.",
+	    d.sd_batches);
+	scalar(b, "wsgate_rows_written_total", "counter",
 	    "Rows inserted in PostgreSQL (duplicates of a resent record "
-	    "are not).");
-	sample(b, "wsgate_rows_written_total", NULL, NULL, d.sd_rows);
+	    "are not).",
+	    d.sd_rows);
 	family(b, "wsgate_db_batch_duration_seconds", "histogram",
 	    "Time from sending a batch's INSERT to its commit.");
 	histogram(b, "wsgate_db_batch_duration_seconds", NULL, NULL,
 	    &d.sd_batch);
-	family(b, "wsgate_spool_bytes", "gauge",
-	    "Bytes in the dbwriters' on-disk spools.");
-	sample(b, "wsgate_spool_bytes", NULL, NULL, d.sd_spool_bytes);
+	scalar(b, "wsgate_spool_bytes", "gauge",
+	    "Bytes in the dbwriters' on-disk spools.",
+	    d.sd_spool_bytes);
 	enumerated(b, "wsgate_pg_errors_total", "counter",
 	    "PostgreSQL failures, by kind.", "kind", pg_err_names,
 	    d.sd_pg_errors, STATS_NPG_ERRORS);
-	family(b, "wsgate_db_connections", "gauge",
-	    "PostgreSQL connections ready.");
-	sample(b, "wsgate_db_connections", NULL, NULL, d.sd_pg_conns);
+	scalar(b, "wsgate_db_connections", "gauge",
+	    "PostgreSQL connections ready.",
+	    d.sd_pg_conns);
 
 	/* ---- Every process ---- */
 	family(b, "wsgate_event_loop_lag_seconds", "histogram",
@@ -250,17 +259,14 @@ metrics_render(struct buf *b)
 	    2);
 
 	/* ---- Master ---- */
-	family(b, "wsgate_reloads_total", "counter",
-	    "Reloads (SIGHUP) that started a new generation.");
-	sample(b, "wsgate_reloads_total", NULL, NULL,
+	scalar(b, "wsgate_reloads_total", "counter",
+	    "Reloads (SIGHUP) that started a new generation.",
 	    r != NULL ? stats_get(&r->sr_master.sm_reloads) : 0);
-	family(b, "wsgate_reload_failures_total", "counter",
-	    "Reloads refused (invalid configuration, unusable sockets).");
-	sample(b, "wsgate_reload_failures_total", NULL, NULL,
+	scalar(b, "wsgate_reload_failures_total", "counter",
+	    "Reloads refused (invalid configuration, unusable sockets).",
 	    r != NULL ? stats_get(&r->sr_master.sm_reload_failures) : 0);
-	family(b, "wsgate_child_restarts_total", "counter",
-	    "Workers and dbwriters that died and were started again.");
-	sample(b, "wsgate_child_restarts_total", NULL, NULL,
+	scalar(b, "wsgate_child_restarts_total", "counter",
+	    "Workers and dbwriters that died and were started again.",
 	    r != NULL ? stats_get(&r->sr_master.sm_restarts) : 0);
 }
 

@@ -28,7 +28,8 @@ static struct {
 	struct ev_loop		*loop;
 	const struct config	*cfg;
 	redisAsyncContext	*ac;
-	int			 connected;
+	int			 connected;	/* and AUTH/SELECT went through */
+	int			 setup_pending;	/* AUTH/SELECT not yet answered */
 	int			 stopping;
 	unsigned int		 backoff_ms;
 	ev_timer		 retry;
@@ -44,6 +45,7 @@ static void	redis_disconnect_cb(const redisAsyncContext *, int);
 static void	redis_retry_cb(struct ev_loop *, ev_timer *, int);
 static void	redis_schedule(const char *);
 static void	redis_setup_cb(redisAsyncContext *, void *, void *);
+static void	redis_up(void);
 static void	redis_get_reply_cb(redisAsyncContext *, void *, void *);
 static void	redis_ping(void);
 static void	redis_ping_cb(redisAsyncContext *, void *, void *);
@@ -97,7 +99,12 @@ redis_connect(void)
 	rd.ac = ac;
 }
 
-/* AUTH / SELECT answers: an error means this connection is useless. */
+/*
+ * AUTH / SELECT answers.  The connection serves GETs only once all went
+ * through: a GET sent behind a failed SELECT would read database 0.  An
+ * error makes the connection useless; the backoff keeps growing, since
+ * only a completed setup resets it.
+ */
 static void
 redis_setup_cb(redisAsyncContext *ac, void *r, void *what)
 {
@@ -108,8 +115,26 @@ redis_setup_cb(redisAsyncContext *ac, void *r, void *what)
 	if (reply->type == REDIS_REPLY_ERROR) {
 		log_warnx("Redis %s failed: %s", (const char *)what,
 		    reply->str);
+		rd.setup_pending = 0;
 		redisAsyncDisconnect(ac);
+		return;
 	}
+	if (rd.setup_pending > 0 && --rd.setup_pending == 0)
+		redis_up();
+}
+
+/* Connected and set up: serve GETs. */
+static void
+redis_up(void)
+{
+	rd.connected = 1;
+	redis_ping();
+	rd.backoff_ms = REDIS_BACKOFF_MIN_MS;
+	if (rd.logged_down)
+		log_info("Redis connection restored");
+	else
+		log_info("connected to Redis");
+	rd.logged_down = 0;
 }
 
 static void
@@ -126,8 +151,9 @@ redis_connect_cb(const redisAsyncContext *cac, int status)
 		redis_schedule(cac->errstr);
 		return;
 	}
-	/* Pipelined ahead of every GET: they are answered in order. */
+	rd.setup_pending = 0;
 	if (cfg->c_redis_password != NULL) {
+		rd.setup_pending++;
 		if (cfg->c_redis_username != NULL)
 			redisAsyncCommand(ac, redis_setup_cb, auth,
 			    "AUTH %s %s", cfg->c_redis_username,
@@ -137,19 +163,13 @@ redis_connect_cb(const redisAsyncContext *cac, int status)
 			    "AUTH %s", cfg->c_redis_password);
 	}
 	if (cfg->c_redis_db != 0) {
+		rd.setup_pending++;
 		snprintf(db, sizeof(db), "%d", cfg->c_redis_db);
 		redisAsyncCommand(ac, redis_setup_cb, select, "SELECT %s",
 		    db);
 	}
-	rd.connected = 1;
-	/* Answered after AUTH and SELECT: up once they went through. */
-	redis_ping();
-	rd.backoff_ms = REDIS_BACKOFF_MIN_MS;
-	if (rd.logged_down)
-		log_info("Redis connection restored");
-	else
-		log_info("connected to Redis");
-	rd.logged_down = 0;
+	if (rd.setup_pending == 0)
+		redis_up();
 }
 
 static void

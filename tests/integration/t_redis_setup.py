@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Redis AUTH and SELECT (wsgate.conf(5) redis_password, redis_username,
+redis_db) against a real Redis with a password and an ACL user:
+
+- the default user's password, and a named user's, each with redis_db 3:
+  the config comes from database 3, not 0;
+- a wrong password: 503 config store unavailable, never an answer, the
+  failure logged;
+- redis_db beyond the server's databases: SELECT fails, every request is
+  503 (none is served from database 0, where the same key exists), and
+  the reconnects back off instead of looping.
+"""
+
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import T  # noqa: E402
+from t_pipeline import Client, DIED, echo_body, expect_ok, expect_error  # noqa: E402
+
+CFG_DB0 = '{"db":0}'
+CFG_DB3 = '{"db":3}'
+
+
+def redis_session(r, *cmds, auth=None):
+    """Several commands on one connection (SELECT holds for the rest);
+    the raw replies."""
+    out = []
+    with socket.create_connection(("127.0.0.1", r.port), timeout=T(5)) as s:
+        f = s.makefile("rb")
+        for args in ((("AUTH",) + auth,) if auth else ()) + cmds:
+            req = b"*%d\r\n" % len(args)
+            for a in args:
+                a = a.encode() if isinstance(a, str) else a
+                req += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(req)
+            out.append(f.readline())
+    return out
+
+
+def call(w, i):
+    c = Client(w.port)
+    try:
+        return c.call('{"id":"%s","user-id":"u1","payload":%d}' % (i, i))
+    finally:
+        c.close()
+
+
+def main(t):
+    t.need_binary()
+    r = t.start_redis()
+    u = t.start_upstream()
+    replies = redis_session(r, ("SET", "cfg:u1", CFG_DB0), ("SELECT", "3"),
+                            ("SET", "cfg:u1", CFG_DB3),
+                            ("ACL", "SETUSER", "gw", "on", ">gwpass", "~*",
+                             "+@all"),
+                            ("CONFIG", "SET", "requirepass", "defpass"))
+    t.ok(all(x.startswith(b"+OK") for x in replies),
+         "Redis set up: configs in databases 0 and 3, user gw, requirepass",
+         lambda: repr(replies))
+
+    for name, conf in [("password", {"redis_password": "defpass"}),
+                       ("user", {"redis_username": "gw",
+                                 "redis_password": "gwpass"})]:
+        w = t.wsgate("auth-" + name, workers=1, redis_port=r.port,
+                     upstream_url=u.url, redis_db=3, **conf)
+        w.start()
+        for i in range(3):
+            expect_ok(t, call(w, i), echo_body("%d" % i, CFG_DB3),
+                      "AUTH with the %s, SELECT 3: database 3's config (%d)" %
+                      (name, i), rid="%d" % i)
+        w.stop()
+
+    w = t.wsgate("auth-wrong", workers=1, redis_port=r.port,
+                 upstream_url=u.url, redis_password="wrong")
+    w.start()
+    for i in range(3):
+        expect_error(t, call(w, i), 503, "config store unavailable",
+                     "wrong password: 503 (%d)" % i, rid="%d" % i)
+    t.ok(w.grep_log(r"Redis AUTH failed"), "wrong password: AUTH failure logged")
+    w.stop()
+
+    w = t.wsgate("select-bad", workers=1, redis_port=r.port,
+                 upstream_url=u.url, redis_password="defpass", redis_db=99)
+    w.start()
+    statuses = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 2.0:
+        rep = call(w, len(statuses))
+        statuses.append(rep.obj.get("status") if rep.obj else None)
+        time.sleep(0.02)
+    t.ok(statuses and all(s == 503 for s in statuses),
+         "redis_db 99 (SELECT fails): all %d requests 503, none served from "
+         "database 0" % len(statuses), lambda: repr(statuses))
+    t.ok(w.grep_log(r"Redis SELECT failed"), "SELECT failure logged")
+    n = len(w.grep_log(r"Redis SELECT failed"))
+    t.ok(n <= 8, "reconnects back off: %d failed SELECTs in %.1f s" %
+         (n, time.monotonic() - t0))
+    w.stop()
+
+    for inst in t.instances:
+        died = inst.grep_log(DIED)
+        t.ok(not died, "%s: no worker died" % inst.name,
+             lambda: "\n".join(m.string for m in died))
+
+
+if __name__ == "__main__":
+    harness.run(main, watchdog=120)

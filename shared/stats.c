@@ -54,7 +54,6 @@ static struct stats_proc	*self = &dummy_w.sw_proc;
 struct stats_worker	*stats_w = &dummy_w;
 struct stats_dbwriter	*stats_d = &dummy_d;
 
-static void	stats_check_cb(struct ev_loop *, ev_check *, int);
 static void	stats_prepare_cb(struct ev_loop *, ev_prepare *, int);
 static void	stats_timer_cb(struct ev_loop *, ev_timer *, int);
 static struct stats_proc *stats_slot(enum stats_role, int);
@@ -276,28 +275,23 @@ stats_dep_of(enum stats_role role, uint64_t now)
 
 /* ---- Loop instrumentation ---- */
 
-static void
-stats_check_cb(struct ev_loop *loop, ev_check *w, int revents)
-{
-	struct stats_loop	*sl = w->data;
-
-	(void)loop;
-	(void)revents;
-	sl->sl_woke = stats_now();
-}
-
+/*
+ * ev_now() is the iteration's wake-up: libev reads the clock after its
+ * wait and not again before the next one (only then, after the prepare
+ * watchers).  ev_time() and ev_now() are both wall-clock time, which
+ * libev keeps on the monotonic clock between resyncs, so the difference
+ * is the iteration's duration.
+ */
 static void
 stats_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct stats_loop	*sl = w->data;
 
-	(void)loop;
 	(void)revents;
-	/* The first wait of the loop follows no wake-up. */
-	if (sl->sl_woke == 0)
-		return;
-	stats_observe(&self->sp_lag, stats_now() - sl->sl_woke);
-	sl->sl_woke = 0;
+	/* The loop's first wait follows no wake-up. */
+	if (sl->sl_waited)
+		stats_observe(&self->sp_lag, ev_time() - ev_now(loop));
+	sl->sl_waited = 1;
 }
 
 static void
@@ -319,10 +313,6 @@ stats_loop_start(struct ev_loop *loop, struct stats_loop *sl,
 	memset(sl, 0, sizeof(*sl));
 	sl->sl_tick = tick;
 	sl->sl_arg = arg;
-	ev_check_init(&sl->sl_check, stats_check_cb);
-	ev_set_priority(&sl->sl_check, EV_MAXPRI);
-	sl->sl_check.data = sl;
-	ev_check_start(loop, &sl->sl_check);
 	ev_prepare_init(&sl->sl_prepare, stats_prepare_cb);
 	ev_set_priority(&sl->sl_prepare, EV_MINPRI);
 	sl->sl_prepare.data = sl;
@@ -337,7 +327,6 @@ stats_loop_start(struct ev_loop *loop, struct stats_loop *sl,
 void
 stats_loop_stop(struct ev_loop *loop, struct stats_loop *sl)
 {
-	ev_check_stop(loop, &sl->sl_check);
 	ev_prepare_stop(loop, &sl->sl_prepare);
 	ev_timer_stop(loop, &sl->sl_timer);
 }

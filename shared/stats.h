@@ -253,17 +253,17 @@ void	stats_dep(enum stats_dep);
 
 /*
  * A loop's instrumentation: the heartbeat every STATS_BEAT_S, calling
- * `tick` (may be NULL) after it, and the event-loop lag: the time from
- * the loop's wake-up (an EV_MAXPRI ev_check, which runs before any other
- * callback) to its next wait (an EV_MINPRI ev_prepare, after every other
- * callback and the output flush), observed once per loop iteration: how
- * long an event that came in meanwhile waited for the loop.
+ * `tick` (may be NULL) after it, and the event-loop lag, observed once
+ * per loop iteration: the time from the loop's wake-up to its next wait,
+ * so how long an event that came in meanwhile waited for the loop.  An
+ * EV_MINPRI ev_prepare, which runs after every other callback (and the
+ * output flush), reads the clock and subtracts ev_now(), which libev set
+ * right after its wait: one clock read and one callback per iteration.
  */
 struct stats_loop {
-	ev_check	 sl_check;
 	ev_prepare	 sl_prepare;
 	ev_timer	 sl_timer;
-	double		 sl_woke;	/* stats_now() at the wake-up, or 0 */
+	int		 sl_waited;	/* ev_now() is a wake-up's time */
 	void		(*sl_tick)(void *);
 	void		*sl_arg;
 };

@@ -38,6 +38,9 @@ struct peer {
 	uint32_t		 p_generation;
 	int			 p_handoff;	/* a newer worker: let it go */
 	ev_io			 p_io;
+	ev_io			 p_wio;		/* an ack waits for room */
+	uint64_t		 p_acked;	/* durable up to, per the store */
+	uint64_t		 p_ack_sent;
 	struct buf		 p_rec;		/* a record arriving in pieces */
 	uint64_t		 p_rec_seq;
 	uint32_t		 p_rec_total;
@@ -71,6 +74,8 @@ static int	dbw_peer_record(struct peer *, const uint8_t *, size_t);
 static int	dbw_peer_records(struct peer *, const uint8_t *, size_t);
 static int	dbw_peer_take(struct peer *, const uint8_t *, size_t);
 static void	dbw_ack_cb(void *, uint64_t, uint64_t);
+static void	dbw_peer_ack(struct peer *);
+static void	dbw_peer_wio_cb(struct ev_loop *, ev_io *, int);
 static void	dbw_drained_cb(void *);
 static void	dbw_handoff_cb(void *);
 static void	dbw_peer_handoff(struct peer *);
@@ -100,6 +105,8 @@ dbw_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		ev_io_init(&p->p_io, dbw_peer_cb, fd, EV_READ);
 		p->p_io.data = p;
 		ev_io_start(loop, &p->p_io);
+		ev_io_init(&p->p_wio, dbw_peer_wio_cb, fd, EV_WRITE);
+		p->p_wio.data = p;
 		TAILQ_INSERT_TAIL(&d->d_peers, p, p_entry);
 	}
 }
@@ -110,6 +117,7 @@ dbw_peer_close(struct peer *p)
 	struct dbwriter	*d = p->p_dbw;
 
 	ev_io_stop(d->d_loop, &p->p_io);
+	ev_io_stop(d->d_loop, &p->p_wio);
 	close(p->p_fd);
 	TAILQ_REMOVE(&d->d_peers, p, p_entry);
 	buf_free(&p->p_rec);
@@ -267,24 +275,55 @@ dbw_ack_cb(void *arg, uint64_t id, uint64_t seq)
 {
 	struct dbwriter	*d = arg;
 	struct peer	*p;
-	struct ipc_ack	 ack;
 
 	TAILQ_FOREACH(p, &d->d_peers, p_entry)
 		if (p->p_id == id)
 			break;
 	if (p == NULL)
 		return;		/* gone: it resends, the insert is idempotent */
+	if (seq > p->p_acked)
+		p->p_acked = seq;
+	dbw_peer_ack(p);
+}
+
+/*
+ * Send the newest ack.  Acks are cumulative, so a full socket (a worker
+ * busy elsewhere) only delays one: the newest goes once there is room.
+ */
+static void
+dbw_peer_ack(struct peer *p)
+{
+	struct dbwriter	*d = p->p_dbw;
+	struct ipc_ack	 ack;
+	ssize_t		 n;
+
+	if (p->p_ack_sent == p->p_acked)
+		return;
 	memset(&ack, 0, sizeof(ack));
 	ack.irk_hdr.ih_magic = IPC_MAGIC;
 	ack.irk_hdr.ih_version = IPC_VERSION;
 	ack.irk_hdr.ih_type = IPC_ACK;
-	ack.irk_seq = seq;
-	/* Acks are tiny; a full socket means a stuck worker: drop it. */
-	if (send(p->p_fd, &ack, sizeof(ack), MSG_NOSIGNAL | MSG_DONTWAIT) !=
-	    (ssize_t)sizeof(ack)) {
+	ack.irk_seq = p->p_acked;
+	while ((n = send(p->p_fd, &ack, sizeof(ack), MSG_NOSIGNAL |
+	    MSG_DONTWAIT)) == -1 && errno == EINTR)
+		;
+	if (n == (ssize_t)sizeof(ack)) {
+		p->p_ack_sent = p->p_acked;
+		ev_io_stop(d->d_loop, &p->p_wio);
+	} else if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		ev_io_start(d->d_loop, &p->p_wio);
+	else {
 		log_warn("cannot ack worker slot=%u", p->p_slot);
 		dbw_peer_close(p);
 	}
+}
+
+static void
+dbw_peer_wio_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	dbw_peer_ack(io->data);
 }
 
 static void

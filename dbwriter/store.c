@@ -128,6 +128,7 @@ static struct {
 	ev_timer		 flush_timer;
 	ev_timer		 spool_timer;
 	ev_timer		 adopt_timer;
+	ev_prepare		 ack_prepare;	/* acks go once per iteration */
 	struct buf		 cols[PG_NPARAMS];
 	struct peer_ack		*acks;
 	size_t			 nacks;
@@ -172,6 +173,7 @@ static void	store_dead_done(void *, int);
 static void	store_release(void);
 static void	store_ack_add(const struct item_list *);
 static void	store_ack_send(void);
+static void	store_ack_cb(struct ev_loop *, ev_prepare *, int);
 static void	store_check_drained(void);
 
 int
@@ -222,6 +224,7 @@ store_init(struct ev_loop *loop, const struct config *cfg,
 	ev_timer_init(&st.adopt_timer, store_adopt_cb, STORE_ADOPT_EVERY,
 	    STORE_ADOPT_EVERY);
 	ev_timer_start(loop, &st.adopt_timer);
+	ev_prepare_init(&st.ack_prepare, store_ack_cb);
 	/*
 	 * The first connection creates the table; the others start once it
 	 * is ready (store_pg_state_cb), so that they do not race it.
@@ -841,7 +844,13 @@ store_release(void)
 			batch_free(b);
 		}
 	}
-	store_ack_send();
+	/*
+	 * Sent before the loop next waits, not from here: one ack per peer
+	 * however many batches complete in an iteration, and none from the
+	 * middle of whatever called us (an ack may drop its peer).
+	 */
+	if (st.nacks > 0 && !ev_is_active(&st.ack_prepare))
+		ev_prepare_start(st.loop, &st.ack_prepare);
 	while ((b = TAILQ_FIRST(&st.replay)) != NULL &&
 	    b->b_state == B_DONE && !b->b_job) {
 		TAILQ_REMOVE(&st.replay, b, b_entry);
@@ -899,6 +908,14 @@ store_ack_send(void)
 		free(a);
 }
 
+static void
+store_ack_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)revents;
+	ev_prepare_stop(loop, w);
+	store_ack_send();
+}
+
 /* ---- Events ---- */
 
 static void
@@ -951,6 +968,8 @@ store_check_drained(void)
 			return;
 	if (store_pg_up() && (st.spool_more || !TAILQ_EMPTY(&st.replay)))
 		return;
+	/* Acknowledged too, before whoever waits hangs up. */
+	store_ack_send();
 	st.drained = NULL;
 	fn(st.drained_arg);
 }
@@ -974,6 +993,7 @@ store_shutdown(void)
 	ev_timer_stop(st.loop, &st.flush_timer);
 	ev_timer_stop(st.loop, &st.spool_timer);
 	ev_timer_stop(st.loop, &st.adopt_timer);
+	ev_prepare_stop(st.loop, &st.ack_prepare);
 	/* Completions may still acknowledge; they start nothing new. */
 	st.closing = 1;
 	st.drained = NULL;
@@ -1001,10 +1021,12 @@ store_shutdown(void)
 			if (!b->b_acked)
 				store_ack_add(&b->b_items);
 		store_ack_add(&st.pending);
-		store_ack_send();
 	} else if (store_pending() > 0)
 		log_warnx("cannot spool at exit: records unacknowledged "
 		    "count=%zu; the workers send them again", store_pending());
+	/* With what the thread's last completions made durable. */
+	store_ack_send();
+	ev_prepare_stop(st.loop, &st.ack_prepare);
 	while ((b = TAILQ_FIRST(&st.live)) != NULL) {
 		TAILQ_REMOVE(&st.live, b, b_entry);
 		batch_free(b);

@@ -315,7 +315,7 @@ static const struct config_directive config_directives[] = {
 	{ "db_flush_interval", V_DURATION, FIELD(c_db_flush_interval),
 	    1, 60 * SEC, "20ms", NULL, 0, NULL },
 	{ "db_connections", V_NUMBER, FIELD(c_db_connections), 1, 64,
-	    "2", NULL, 0, NULL },
+	    "4", NULL, 0, NULL },
 	{ "ring_size", V_SIZE, FIELD(c_ring_size), 64 * KIB, 16 * GIB,
 	    "16m", NULL, 0, NULL },
 	{ "spool_dir", V_ABSPATH, FIELD(c_spool_dir), 1, CONFIG_PATH_MAX,

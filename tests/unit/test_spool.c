@@ -1868,6 +1868,11 @@ test_store_acks(void)
 		all &= sa.acked[p] == ST_RECS;
 	ok(all, "each peer acknowledged up to its last record (%d acks)",
 	    sa.acks);
+	if (!all)
+		diag("acknowledged: %llu %llu %llu",
+		    (unsigned long long)sa.acked[1],
+		    (unsigned long long)sa.acked[2],
+		    (unsigned long long)sa.acked[3]);
 	ok(!sa.backwards, "acknowledgements only go up, per peer");
 	ok(!sa.undurable, "every acknowledgement covers only records whose "
 	    "fdatasync had returned");

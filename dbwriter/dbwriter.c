@@ -37,6 +37,7 @@ struct peer {
 	uint32_t		 p_slot;
 	uint32_t		 p_generation;
 	int			 p_handoff;	/* a newer worker: let it go */
+	int			 p_dead;	/* closed from its own callback */
 	ev_io			 p_io;
 	ev_io			 p_wio;		/* an ack waits for room */
 	uint64_t		 p_acked;	/* durable up to, per the store */
@@ -297,7 +298,7 @@ dbw_peer_ack(struct peer *p)
 	struct ipc_ack	 ack;
 	ssize_t		 n;
 
-	if (p->p_ack_sent == p->p_acked)
+	if (p->p_dead || p->p_ack_sent == p->p_acked)
 		return;
 	memset(&ack, 0, sizeof(ack));
 	ack.irk_hdr.ih_magic = IPC_MAGIC;
@@ -313,8 +314,15 @@ dbw_peer_ack(struct peer *p)
 	} else if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		ev_io_start(d->d_loop, &p->p_wio);
 	else {
+		/*
+		 * Gone (killed, most likely).  We may be inside the reading of
+		 * its packet (store_add() can end up here): close it from its
+		 * own callback instead.
+		 */
 		log_warn("cannot ack worker slot=%u", p->p_slot);
-		dbw_peer_close(p);
+		p->p_dead = 1;
+		ev_io_stop(d->d_loop, &p->p_wio);
+		ev_feed_event(d->d_loop, &p->p_io, EV_READ);
 	}
 }
 
@@ -336,6 +344,10 @@ dbw_peer_cb(struct ev_loop *loop, ev_io *io, int revents)
 	(void)loop;
 	(void)revents;
 	for (;;) {
+		if (p->p_dead) {
+			dbw_peer_close(p);
+			return;
+		}
 		n = recv(p->p_fd, buf, sizeof(buf), MSG_TRUNC);
 		if (n == -1) {
 			if (errno == EINTR)

@@ -1423,7 +1423,7 @@ static struct {
 	int		 delay_ms;
 	int		 fail;
 	int		 in_sync;
-	unsigned	 calls;
+	int		 calls;
 	int		 on_main;	/* a call came from the main thread */
 	struct {
 		char	 path[512];
@@ -1498,24 +1498,14 @@ fsx_forget(void)
 	pthread_mutex_unlock(&fsx.lock);
 }
 
-static unsigned
-fsx_calls(void)
-{
-	unsigned	n;
-
-	pthread_mutex_lock(&fsx.lock);
-	n = fsx.calls;
-	pthread_mutex_unlock(&fsx.lock);
-	return n;
-}
-
+/* A counter or flag of fsx, read under its lock. */
 static int
-fsx_in_sync(void)
+fsx_get(const int *field)
 {
 	int	n;
 
 	pthread_mutex_lock(&fsx.lock);
-	n = fsx.in_sync;
+	n = *field;
 	pthread_mutex_unlock(&fsx.lock);
 	return n;
 }
@@ -1534,7 +1524,7 @@ static struct {
 	int		 want;			/* completions to wait for */
 	int		 off_main;		/* a job ran on the main thread */
 	int		 done_off_main;		/* a completion did not */
-	unsigned	 calls_at_done;
+	int		 calls_at_done;
 	int		 ticks;
 	int		 ticks_in_sync;
 } sq;
@@ -1563,7 +1553,7 @@ sq_done(void *arg, int result)
 		sq.done_off_main = 1;
 	sq.result[sq.ndone] = result;
 	sq.done[sq.ndone++] = id;
-	sq.calls_at_done = fsx_calls();
+	sq.calls_at_done = fsx_get(&fsx.calls);
 	if (sq.ndone == sq.want)
 		ev_break(sq.loop, EVBREAK_ALL);
 }
@@ -1575,7 +1565,7 @@ sq_tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)t;
 	(void)revents;
 	sq.ticks++;
-	if (fsx_in_sync())
+	if (fsx_get(&fsx.in_sync))
 		sq.ticks_in_sync++;
 }
 
@@ -1609,7 +1599,7 @@ test_spoolq(void)
 	struct spoolq	*q;
 	struct spool	*s;
 	uint32_t	 got[64];
-	unsigned	 c0;
+	int		 c0;
 	int		 i, inorder, n;
 
 	sq.loop = ev_loop_new(EVFLAG_AUTO);
@@ -1641,18 +1631,18 @@ test_spoolq(void)
 	 */
 	sq_reset();
 	fsx_set(150, 0);
-	c0 = fsx_calls();
+	c0 = fsx_get(&fsx.calls);
 	spoolq_run(q, SPOOLQ_SYNC, sq_work, sq_done, &sq_ids[20]);
-	for (i = 0; i < 400 && !fsx_in_sync(); i++)
+	for (i = 0; i < 400 && !fsx_get(&fsx.in_sync); i++)
 		usleep(1000);
-	ok(fsx_in_sync(), "the first job's fdatasync is under way");
+	ok(fsx_get(&fsx.in_sync), "the first job's fdatasync is under way");
 	for (i = 21; i < 31; i++)
 		spoolq_run(q, SPOOLQ_SYNC, sq_work, sq_done, &sq_ids[i]);
 	sq_wait(11, 10);
 	is_int(sq.ndone, 11, "11 sync jobs completed");
 	ok(sq.ticks_in_sync >= 10, "the loop ran timers during the slow "
 	    "fdatasync (%d ticks of 5 ms)", sq.ticks_in_sync);
-	is_int(fsx_calls() - c0, 2, "the 10 jobs queued during a sync "
+	is_int(fsx_get(&fsx.calls) - c0, 2, "the 10 jobs queued during a sync "
 	    "share one fdatasync");
 	is_int(sq.calls_at_done - c0, 2, "... the last completion came after "
 	    "it returned");
@@ -1795,7 +1785,7 @@ sa_tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)t;
 	(void)revents;
-	if (fsx_in_sync())
+	if (fsx_get(&fsx.in_sync))
 		sa.ticks_in_sync++;
 }
 

@@ -35,6 +35,8 @@
 #define PERSIST_HEADROOM_DIV	8
 /* The record header, the ring's per-record header and padding. */
 #define PERSIST_RECORD_SLACK	64
+/* Seconds between log lines about responses stored cut. */
+#define PERSIST_CUT_LOG_EVERY	60.0
 
 static struct {
 	struct ev_loop		*loop;
@@ -56,6 +58,8 @@ static struct {
 	size_t			 cur_off;
 	uint64_t		 cur_seq;
 	uint8_t			 pkt[IPC_MAX_PACKET];
+	ev_tstamp		 cut_logged;	/* last line about a cut */
+	unsigned long		 cut_since;	/* cuts not logged since */
 	void			(*on_ack)(void *);
 	void			*on_ack_arg;
 } ps;
@@ -185,10 +189,18 @@ persist_append(const struct record *r)
 			    r->r_request_key.p);
 			return -1;
 		}
-		log_info("response stored cut to %zu of %zu bytes "
-		    "(ring_size/%d) key=%.*s", tmp.r_response.len,
-		    r->r_response.len, PERSIST_HEADROOM_DIV,
-		    (int)r->r_request_key.len, r->r_request_key.p);
+		/* One line a minute at most: large bodies may be the rule. */
+		if (ps.cut_logged == 0 ||
+		    ev_now(ps.loop) - ps.cut_logged >= PERSIST_CUT_LOG_EVERY) {
+			log_info("response stored cut to %zu of %zu bytes "
+			    "(ring_size/%d) key=%.*s more_since_last_line=%lu",
+			    tmp.r_response.len, r->r_response.len,
+			    PERSIST_HEADROOM_DIV, (int)r->r_request_key.len,
+			    r->r_request_key.p, ps.cut_since);
+			ps.cut_logged = ev_now(ps.loop);
+			ps.cut_since = 0;
+		} else
+			ps.cut_since++;
 		len = record_encoded_size(&tmp);
 	}
 	if ((p = ring_reserve(ps.ring, len, &seq)) == NULL)

@@ -183,8 +183,9 @@ persist_append(const struct record *r)
 	max = persist_record_max();
 	if (len > max) {
 		if (persist_cut(&tmp, max, note, sizeof(note)) == -1) {
-			log_warnx("record of %zu bytes exceeds ring_size/%d "
-			    "and has no response to cut key=%.*s", len,
+			log_warnx("record of %zu bytes does not fit "
+			    "ring_size/%d, even with its response cut "
+			    "key=%.*s", len,
 			    PERSIST_HEADROOM_DIV, (int)r->r_request_key.len,
 			    r->r_request_key.p);
 			return -1;

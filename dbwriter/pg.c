@@ -19,10 +19,12 @@
 
 #define PG_BACKOFF_MIN_MS	100
 #define PG_BACKOFF_MAX_MS	30000
+#define PG_CONNECT_TIMEOUT_S	10	/* without connect_timeout in conninfo */
 
 static void	pg_io_cb(struct ev_loop *, ev_io *, int);
 static void	pg_notice_cb(void *, const char *);
 static void	pg_retry_cb(struct ev_loop *, ev_timer *, int);
+static ev_tstamp pg_connect_timeout(struct pg *);
 static void	pg_poll_connect(struct pg *);
 static void	pg_fail(struct pg *, const char *);
 static void	pg_watch(struct pg *, int);
@@ -83,6 +85,7 @@ pg_fail(struct pg *pg, const char *what)
 	if (stats_get(&stats_d->sd_pg_conns) == 0)
 		stats_dep(STATS_DEP_DOWN);
 	log_warnx("%s: %s retry_in=%ums", what, reason, pg->pg_backoff_ms);
+	ev_timer_stop(pg->pg_loop, &pg->pg_retry);	/* connect deadline */
 	ev_timer_set(&pg->pg_retry, pg->pg_backoff_ms / 1000.0, 0.);
 	ev_timer_start(pg->pg_loop, &pg->pg_retry);
 	pg->pg_backoff_ms *= 2;
@@ -110,13 +113,58 @@ pg_connect(struct pg *pg)
 		pg_fail(pg, "PostgreSQL connection failed");
 		return;
 	}
+	/*
+	 * PQconnectPoll() does not apply connect_timeout: the retry timer
+	 * is the deadline while connecting (every host of the conninfo).
+	 */
+	ev_timer_set(&pg->pg_retry, pg_connect_timeout(pg), 0.);
+	ev_timer_start(pg->pg_loop, &pg->pg_retry);
 	/* Per libpq, poll as if the last result was PGRES_POLLING_WRITING. */
 	pg_watch(pg, EV_WRITE);
+}
+
+/*
+ * The conninfo's connect_timeout for each of its hosts, or
+ * PG_CONNECT_TIMEOUT_S.
+ */
+static ev_tstamp
+pg_connect_timeout(struct pg *pg)
+{
+	PQconninfoOption	*opts, *o;
+	long			 t = 0;
+	int			 hosts = 1;
+	const char		*p;
+
+	if ((opts = PQconninfoParse(pg->pg_cfg->c_pg_conninfo, NULL)) == NULL)
+		return PG_CONNECT_TIMEOUT_S;
+	for (o = opts; o->keyword != NULL; o++) {
+		if (o->val == NULL)
+			continue;
+		if (strcmp(o->keyword, "connect_timeout") == 0)
+			t = strtol(o->val, NULL, 10);
+		else if (strcmp(o->keyword, "host") == 0 ||
+		    strcmp(o->keyword, "hostaddr") == 0)
+			for (hosts = 1, p = o->val; *p != '\0'; p++)
+				hosts += *p == ',';
+	}
+	PQconninfoFree(opts);
+	/* libpq takes values under 2 as 2 seconds. */
+	if (t <= 0)
+		return PG_CONNECT_TIMEOUT_S;
+	return (ev_tstamp)(t < 2 ? 2 : t) * hosts;
 }
 
 static void
 pg_poll_connect(struct pg *pg)
 {
+	/*
+	 * While connecting libpq may close its socket and open another
+	 * (the next host or address, an SSL fallback), often under the same
+	 * number: stopping the watcher makes pg_watch() register the
+	 * descriptor again, which libev needs after a close (epoll forgot
+	 * the old one).
+	 */
+	ev_io_stop(pg->pg_loop, &pg->pg_io);
 	switch (PQconnectPoll(pg->pg_conn)) {
 	case PGRES_POLLING_READING:
 		pg_watch(pg, EV_READ);
@@ -125,6 +173,7 @@ pg_poll_connect(struct pg *pg)
 		pg_watch(pg, EV_WRITE);
 		break;
 	case PGRES_POLLING_OK:
+		ev_timer_stop(pg->pg_loop, &pg->pg_retry);
 		PQsetNoticeProcessor(pg->pg_conn, pg_notice_cb, NULL);
 		if (PQsetnonblocking(pg->pg_conn, 1) == -1) {
 			pg_fail(pg, "PostgreSQL connection failed");
@@ -344,12 +393,18 @@ pg_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 }
 
+/* The backoff is over, or (while connecting) the deadline passed. */
 static void
 pg_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
+	struct pg	*pg = t->data;
+
 	(void)loop;
 	(void)revents;
-	pg_connect(t->data);
+	if (pg->pg_state == PG_CONNECTING)
+		pg_fail(pg, "PostgreSQL connection timed out");
+	else
+		pg_connect(pg);
 }
 
 void

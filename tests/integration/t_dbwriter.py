@@ -336,7 +336,32 @@ def main(t):
     t.is_(rc, 0, "silent server: TERM exits 0")
     t.ok(dt < 5, "silent server: stop did not wait for shutdown_timeout 10s (%.2fs): "
          "the dbwriter's connect does not block its loop" % dt)
+
+    # The same server with connect_timeout 2: the dbwriter gives up on
+    # the attempt (PQconnectPoll applies no timeout by itself) and retries.
+    w4b = t.wsgate("silent-timeout",
+                   pg_conninfo="host=127.0.0.1 port=%d user=postgres dbname=wsgate "
+                   "sslmode=disable connect_timeout=2" % sport)
+    w4b.start()
+    t0 = time.monotonic()
+    m = w4b.wait_log(r"PostgreSQL connection timed out", T(8))
+    dt = time.monotonic() - t0
+    t.ok(m and dt < 5, "silent server, connect_timeout=2: attempt abandoned and logged "
+         "(%.1fs)" % dt, diag=lambda: w4b.describe())
+    w4b.stop()
     silent.close()
+
+    # -- 4b. a multi-host conninfo whose first host refuses: libpq moves
+    # to the next host on a new socket (often the same descriptor number)
+    # and the dbwriter follows it.
+    w4c = t.wsgate("multihost",
+                   pg_conninfo="host=127.0.0.1,127.0.0.1 port=%d,%d user=postgres "
+                   "dbname=wsgate" % (harness.free_port(), pg.port))
+    w4c.start()
+    t.ok(w4c.wait_log(r"table ready table=responses\b", T(10)),
+         "multi-host conninfo, first host refusing: connected to the second",
+         diag=lambda: w4c.describe())
+    w4c.stop()
 
     # -- 5. several batches in flight; PostgreSQL killed under them --
     r = t.start_redis()

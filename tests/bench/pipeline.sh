@@ -532,7 +532,7 @@ wait_pipeline() {
 	return 1
 }
 
-declare -A root url label log
+declare -A root url label log admin
 # wsgate: a config in the temp dir; PostgreSQL is a dummy (the pipeline
 # does not persist yet, the dbwriter only retries its connection).
 gate_start() {	# name workers
@@ -561,6 +561,45 @@ EOF
 	fi
 	url[$name]="ws://127.0.0.1:$port/ws"
 	log[$name]=$dir/wsgate.log
+	admin[$name]=$aport
+}
+
+# The workers' event-loop lag histogram from /metrics: "LE:COUNT ..."
+# (cumulative, seconds), or nothing.
+lag_hist() {	# admin port
+	timeout 5 python3 - "$1" <<'PY' 2>/dev/null || true
+import re, sys, urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1],
+                              timeout=3).read().decode()
+rx = re.compile(r'^wsgate_event_loop_lag_seconds_bucket\{(.*)\} (\S+)$')
+out = []
+for line in body.splitlines():
+    m = rx.match(line)
+    if m and 'role="worker"' in m.group(1):
+        le = re.search(r'(?:^|,)le="([^"]+)"', m.group(1)).group(1)
+        out.append("%s:%s" % (le, m.group(2)))
+print(" ".join(out))
+PY
+}
+
+# p50, p99 and p99.9 of the lag between two lag_hist snapshots, as the
+# upper bound of the bucket each falls in ("<=0.25ms"), and the count.
+lag_quantiles() {	# before after
+	python3 - "$1" "$2" <<'PY' 2>/dev/null || echo "? ? ? 0"
+import sys
+def parse(s):
+    return [(float("inf") if le == "+Inf" else float(le), float(n))
+            for le, n in (x.split(":") for x in s.split())]
+a, b = parse(sys.argv[1]), parse(sys.argv[2])
+d = [(le, nb - na) for (le, na), (_, nb) in zip(a, b)]
+total = d[-1][1] if d else 0
+def q(p):
+    for le, n in d:
+        if total and n >= p * total:
+            return "inf" if le == float("inf") else "<=%gms" % (le * 1000)
+    return "?"
+print(q(0.5), q(0.99), q(0.999), int(total))
+PY
 }
 
 gate_start wsgate "$workers"
@@ -622,7 +661,7 @@ trees() {
 one_run() {	# target scenario run attempt
 	local t=$1 sc=$2 r=$3 try=$4 args out pids npids c0 c1 r0 r1 n0 n1 g0 g1
 	local q0 q1 m0 m1 w0 w1 win load gcpu rcpu ncpu
-	local gu k all a0 a1 oth ppids p0 p1 pcpu
+	local gu k all a0 a1 oth ppids p0 p1 pcpu l0 l1 lag
 	if [ "$sc" = 1 ]; then
 		args=(-c "$conns" -n "$inflight")
 	else
@@ -644,6 +683,7 @@ one_run() {	# target scenario run attempt
 	c0=$(cpu_ticks $pids); r0=$(cpu_ticks "$redis_pid"); n0=$(cpu_ticks $npids)
 	p0=$(cpu_ticks $ppids)
 	g0=$(redis_gets); q0=$(nginx_requests)
+	l0=$( [ -z "${admin[$t]:-}" ] || lag_hist "${admin[$t]}")
 	sleep $((duration - 1))
 	w1=$(now_ns); m1=$(cpu_line)
 	# shellcheck disable=SC2046
@@ -652,6 +692,7 @@ one_run() {	# target scenario run attempt
 	c1=$(cpu_ticks $pids); r1=$(cpu_ticks "$redis_pid"); n1=$(cpu_ticks $npids)
 	p1=$(cpu_ticks $ppids)
 	g1=$(redis_gets); q1=$(nginx_requests)
+	l1=$( [ -z "${admin[$t]:-}" ] || lag_hist "${admin[$t]}")
 	wait "$bpid" || true
 	out=$(cat "$tmp/run.json")
 	sed "s/^/$t s$sc r$r: /" "$tmp/run.err" >>"$tmp/wsbench.err"
@@ -700,7 +741,13 @@ one_run() {	# target scenario run attempt
 	res[$k.unmatched]+=" $(json_field "$out" unmatched)"
 	res[$k.load]+=" $load"
 	res[$k.ok]=$(( ${res[$k.ok]:-0} + 1 ))
-	note "$t scenario $sc run $r: $(json_field "$out" msgs_per_s) msgs/s, p50 $(json_field "$out" p50_ms) p99 $(json_field "$out" p99_ms) p99.9 $(json_field "$out" p999_ms) ms, CPU/msg: $t ${gcpu%% *} us, Redis ${rcpu%% *} us, nginx ${ncpu%% *} us${pg_tpid:+, PostgreSQL ${pcpu%% *} us}; machine $(busy_pct "$m0" "$m1")% busy, ${res[$k.others]##* }% by other processes, load before $load"
+	lag=""
+	if [ -n "$l0" ] && [ -n "$l1" ]; then
+		lag=$(lag_quantiles "$l0" "$l1")
+		res[$k.lag]+="${res[$k.lag]:+/}$(echo "$lag" | awk '{ print $2 }')"
+		lag="; worker event-loop lag p50 ${lag%% *}, p99/p99.9 $(echo "$lag" | awk '{ print $2 "/" $3 " over " $4 " iterations" }')"
+	fi
+	note "$t scenario $sc run $r: $(json_field "$out" msgs_per_s) msgs/s, p50 $(json_field "$out" p50_ms) p99 $(json_field "$out" p99_ms) p99.9 $(json_field "$out" p999_ms) ms, CPU/msg: $t ${gcpu%% *} us, Redis ${rcpu%% *} us, nginx ${ncpu%% *} us${pg_tpid:+, PostgreSQL ${pcpu%% *} us}; machine $(busy_pct "$m0" "$m1")% busy, ${res[$k.others]##* }% by other processes, load before $load$lag"
 }
 
 src_rev=$(cd "$here" && git describe --always --dirty 2>/dev/null || echo '?')
@@ -758,6 +805,10 @@ for sc in 1 2; do
 		echo "| $name | ${label[$t]} | ${res[$k.ok]:-0} | $(med $k.rate) | $(med $k.p50) | $(med $k.p99) | $(med $k.p999) | $(med $k.cpu) ($(med $k.usr)+$(med $k.sys)) | $(med $k.rcpu) | $(med $k.ncpu) |${pg_tpid:+ $(med $k.pcpu) |} $(med $k.gets) | $(med $k.ups) | $(echo ${res[$k.non2xx]:-} | tr ' ' '+') | $(med $k.busy) | $(echo ${res[$k.others]:-} | tr ' ' '/') | $(echo ${res[$k.load]:-} | tr ' ' '/') |"
 	done
 done
+if [ -n "${res[wsgate.1.lag]:-}${res[wsgate.2.lag]:-}" ]; then
+	echo
+	echo "wsgate workers' event-loop lag p99 per run (wsgate_event_loop_lag_seconds over the CPU window; bucket upper bounds): scenario 1: ${res[wsgate.1.lag]:-n/a}; scenario 2: ${res[wsgate.2.lag]:-n/a}"
+fi
 bad=0
 for k in "${!res[@]}"; do
 	case $k in *.non2xx) for v in ${res[$k]}; do [ "$v" = 0 ] || bad=1; done ;; esac

@@ -768,6 +768,12 @@ def main(t):
         t0 = time.monotonic()
         fn(t, r, u)
         t.note("phase %s: %.1fs" % (name, time.monotonic() - t0))
+    no_worker_died(t)
+
+
+def no_worker_died(t):
+    """One check per wsgate instance of the test: the master never
+    logged a worker's death."""
     for inst in t.instances:
         died = inst.grep_log(DIED)
         t.ok(not died, "%s: no worker died" % inst.name,

@@ -19,7 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import T  # noqa: E402
-from t_pipeline import Client, DIED, echo_body, expect_ok, expect_error  # noqa: E402
+from t_pipeline import Client, echo_body, expect_ok, expect_error, no_worker_died  # noqa: E402
 
 CFG_DB0 = '{"db":0}'
 CFG_DB3 = '{"db":3}'
@@ -100,11 +100,7 @@ def main(t):
     t.ok(n <= 8, "reconnects back off: %d failed SELECTs in %.1f s" %
          (n, time.monotonic() - t0))
     w.stop()
-
-    for inst in t.instances:
-        died = inst.grep_log(DIED)
-        t.ok(not died, "%s: no worker died" % inst.name,
-             lambda: "\n".join(m.string for m in died))
+    no_worker_died(t)
 
 
 if __name__ == "__main__":

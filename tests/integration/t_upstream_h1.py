@@ -18,7 +18,7 @@ port written here so that each behaviour can be produced on purpose:
   upstream_client curl on the same server.
 """
 
-import json
+import contextlib
 import os
 import socket
 import sys
@@ -28,7 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import T  # noqa: E402
-from t_pipeline import Client, DIED, rcall, expect_ok, expect_error  # noqa: E402
+from t_pipeline import Client, rcall, expect_ok, expect_error, no_worker_died  # noqa: E402
 
 CONFIG = '{"k":"v"}'
 
@@ -173,12 +173,45 @@ def gateway(t, r, up, path, name, host="127.0.0.1", **conf):
     return w
 
 
+@contextlib.contextmanager
+def session(t, r, up, path, name, **conf):
+    """A fresh count at the server, a gateway for `path` and a client on
+    it; both closed afterwards."""
+    up.reset()
+    w = gateway(t, r, up, path, name, **conf)
+    c = Client(w.port)
+    try:
+        yield w, c
+    finally:
+        c.close()
+        w.stop()
+
+
 def body_of(payload):
     return '{"payload":%s,"config":%s}' % (payload, CONFIG)
 
 
 def msg(i, payload):
     return '{"id":"%s","user-id":"u1","payload":%s}' % (i, payload)
+
+
+def burst(w, nconns, per, tag):
+    """`per` requests on each of `nconns` new connections, all sent before
+    any reply is read: (replies with status 200, seconds taken)."""
+    cs = [Client(w.port) for _ in range(nconns)]
+    t0 = time.monotonic()
+    for k, cl in enumerate(cs):
+        for j in range(per):
+            cl.send(msg("%s%d-%d" % (tag, k, j), "%d" % j))
+    got = 0
+    for cl in cs:
+        for _ in range(per):
+            rep = cl.recv(T(10))
+            got += rep.obj is not None and rep.obj.get("status") == 200
+    dt = time.monotonic() - t0
+    for cl in cs:
+        cl.close()
+    return got, dt
 
 
 def keepalive(t, r, up):
@@ -214,17 +247,7 @@ def keepalive(t, r, up):
 
     # upstream_max_connections 4 is a bound: 16 slow requests at once.
     up.reset()
-    cs = [Client(w.port) for _ in range(4)]
-    for k, cl in enumerate(cs):
-        for j in range(4):
-            cl.send(msg("m%d-%d" % (k, j), "%d" % j))
-    got = 0
-    for cl in cs:
-        for _ in range(4):
-            rep = cl.recv(T(10))
-            got += rep.obj is not None and rep.obj.get("status") == 200
-    for cl in cs:
-        cl.close()
+    got, _ = burst(w, 4, 4, "m")
     _, conns, max_open, _ = up.snapshot()
     t.is_(got, 16, "16 requests over upstream_max_connections 4: all 200")
     t.ok(max_open <= 4, "at most 4 connections open at once (%d)" % max_open)
@@ -234,19 +257,7 @@ def keepalive(t, r, up):
 def slow_bound(t, r, up):
     w = gateway(t, r, up, "/slow", "bound", upstream_max_connections=2)
     up.reset()
-    cs = [Client(w.port) for _ in range(3)]
-    t0 = time.monotonic()
-    for k, cl in enumerate(cs):
-        for j in range(2):
-            cl.send(msg("b%d-%d" % (k, j), "%d" % j))
-    got = 0
-    for cl in cs:
-        for _ in range(2):
-            rep = cl.recv(T(10))
-            got += rep.obj is not None and rep.obj.get("status") == 200
-    dt = time.monotonic() - t0
-    for cl in cs:
-        cl.close()
+    got, dt = burst(w, 3, 2, "b")
     _, conns, max_open, _ = up.snapshot()
     t.is_(got, 6, "6 slow (0.3 s) requests, upstream_max_connections 2: all 200")
     t.ok(max_open <= 2, "never more than 2 connections open at once (%d)" % max_open)
@@ -256,106 +267,75 @@ def slow_bound(t, r, up):
 
 
 def framings(t, r, up):
-    up.reset()
-    w = gateway(t, r, up, "/chunked", "chunked")
-    c = Client(w.port)
-    for i in range(3):
-        p = '{"chunk":%d,"pad":"%s"}' % (i, "c" * (i * 5000))
-        expect_ok(t, c.call(msg("c%d" % i, p)), body_of(p),
-                  "chunked response with extensions and trailers (%d)" % i,
-                  rid="c%d" % i)
-    reqs, conns, _, _ = up.snapshot()
-    t.is_(conns, 1, "chunked responses keep the connection")
-    c.close()
-    w.stop()
+    with session(t, r, up, "/chunked", "chunked") as (w, c):
+        for i in range(3):
+            p = '{"chunk":%d,"pad":"%s"}' % (i, "c" * (i * 5000))
+            expect_ok(t, c.call(msg("c%d" % i, p)), body_of(p),
+                      "chunked response with extensions and trailers (%d)" % i,
+                      rid="c%d" % i)
+        _, conns, _, _ = up.snapshot()
+        t.is_(conns, 1, "chunked responses keep the connection")
 
-    up.reset()
-    w = gateway(t, r, up, "/close", "close")
-    c = Client(w.port)
-    for i in range(3):
-        p = '{"close":%d}' % i
-        expect_ok(t, c.call(msg("z%d" % i, p)), body_of(p),
-                  "response delimited by the close (%d)" % i, rid="z%d" % i,
-                  status=201)
-    _, conns, _, _ = up.snapshot()
-    t.is_(conns, 3, "a new connection for each close-delimited response")
-    c.close()
-    w.stop()
+    with session(t, r, up, "/close", "close") as (w, c):
+        for i in range(3):
+            p = '{"close":%d}' % i
+            expect_ok(t, c.call(msg("z%d" % i, p)), body_of(p),
+                      "response delimited by the close (%d)" % i, rid="z%d" % i,
+                      status=201)
+        _, conns, _, _ = up.snapshot()
+        t.is_(conns, 3, "a new connection for each close-delimited response")
 
 
 def drops(t, r, up):
-    up.reset()
-    w = gateway(t, r, up, "/dropsecond", "drop")
-    c = Client(w.port)
-    ok = 0
-    for i in range(6):
-        rep = c.call(msg("d%d" % i, "%d" % i))
-        ok += rep.obj is not None and rep.obj.get("status") == 200 and \
-            rep.obj.get("body") == body_of("%d" % i)
-    _, conns, _, dropped = up.snapshot()
-    t.is_(ok, 6, "server drops each kept-alive connection at its 2nd request: "
-          "all 6 answered 200 (sent again on a new connection)")
-    t.ok(dropped >= 2, "the server did drop requests (%d)" % dropped)
-    c.close()
-    w.stop()
+    with session(t, r, up, "/dropsecond", "drop") as (w, c):
+        ok = 0
+        for i in range(6):
+            rep = c.call(msg("d%d" % i, "%d" % i))
+            ok += rep.obj is not None and rep.obj.get("status") == 200 and \
+                rep.obj.get("body") == body_of("%d" % i)
+        _, conns, _, dropped = up.snapshot()
+        t.is_(ok, 6, "server drops each kept-alive connection at its 2nd request: "
+              "all 6 answered 200 (sent again on a new connection)")
+        t.ok(dropped >= 2, "the server did drop requests (%d)" % dropped)
 
 
 def failures(t, r, up):
-    up.reset()
-    w = gateway(t, r, up, "/ambiguous", "ambiguous")
-    c = Client(w.port)
-    expect_error(t, c.call(msg("a1", "1")), 502, "upstream error: bad HTTP response",
-                 "Content-Length with Transfer-Encoding: 502", rid="a1")
-    expect_error(t, c.call(msg("a2", "2")), 502, "upstream error",
-                 "... again (a new connection)", rid="a2")
-    _, conns, _, _ = up.snapshot()
-    t.is_(conns, 2, "the connection with the bad response was not reused")
-    c.close()
-    w.stop()
+    with session(t, r, up, "/ambiguous", "ambiguous") as (w, c):
+        expect_error(t, c.call(msg("a1", "1")), 502, "upstream error: bad HTTP response",
+                     "Content-Length with Transfer-Encoding: 502", rid="a1")
+        expect_error(t, c.call(msg("a2", "2")), 502, "upstream error",
+                     "... again (a new connection)", rid="a2")
+        _, conns, _, _ = up.snapshot()
+        t.is_(conns, 2, "the connection with the bad response was not reused")
 
-    up.reset()
-    w = gateway(t, r, up, "/nothing", "nothing")
-    c = Client(w.port)
-    expect_error(t, c.call(msg("n1", "1")), 502,
-                 "upstream error: connection closed before the response",
-                 "server closes without answering a first request: 502", rid="n1")
-    reqs, _, _, _ = up.snapshot()
-    t.is_(len(reqs), 1, "... not sent twice (the connection was new)")
-    c.close()
-    w.stop()
+    with session(t, r, up, "/nothing", "nothing") as (w, c):
+        expect_error(t, c.call(msg("n1", "1")), 502,
+                     "upstream error: connection closed before the response",
+                     "server closes without answering a first request: 502", rid="n1")
+        reqs, _, _, _ = up.snapshot()
+        t.is_(len(reqs), 1, "... not sent twice (the connection was new)")
 
-    up.reset()
-    w = gateway(t, r, up, "/hang", "hang", upstream_timeout="1s")
-    c = Client(w.port)
-    t0 = time.monotonic()
-    expect_error(t, c.call(msg("h1", "1"), timeout=T(5)), 504, "upstream timeout",
-                 "no answer within upstream_timeout 1s: 504", rid="h1")
-    dt = time.monotonic() - t0
-    t.ok(0.9 <= dt <= 2.0, "504 after about 1 s (%.2fs)" % dt)
-    w.stop()
+    with session(t, r, up, "/hang", "hang", upstream_timeout="1s") as (w, c):
+        t0 = time.monotonic()
+        expect_error(t, c.call(msg("h1", "1"), timeout=T(5)), 504, "upstream timeout",
+                     "no answer within upstream_timeout 1s: 504", rid="h1")
+        dt = time.monotonic() - t0
+        t.ok(0.9 <= dt <= 2.0, "504 after about 1 s (%.2fs)" % dt)
 
 
 def names_and_curl(t, r, up):
-    up.reset()
-    w = gateway(t, r, up, "/ka", "localhost", host="localhost")
-    c = Client(w.port)
-    for i in range(3):
-        expect_ok(t, c.call(msg("l%d" % i, "%d" % i)), body_of("%d" % i),
-                  "upstream_url with host name localhost (%d)" % i, rid="l%d" % i)
-    reqs, _, _, _ = up.snapshot()
-    t.ok(bool(reqs) and reqs[0]["headers"].get("host") == "localhost:%d" % up.port,
-         "Host header is the URL's host name and port",
-         lambda: repr(reqs[0]["headers"] if reqs else None))
-    c.close()
-    w.stop()
+    with session(t, r, up, "/ka", "localhost", host="localhost") as (w, c):
+        for i in range(3):
+            expect_ok(t, c.call(msg("l%d" % i, "%d" % i)), body_of("%d" % i),
+                      "upstream_url with host name localhost (%d)" % i, rid="l%d" % i)
+        reqs, _, _, _ = up.snapshot()
+        t.ok(bool(reqs) and reqs[0]["headers"].get("host") == "localhost:%d" % up.port,
+             "Host header is the URL's host name and port",
+             lambda: repr(reqs[0]["headers"] if reqs else None))
 
-    up.reset()
-    w = gateway(t, r, up, "/chunked", "curl", upstream_client="curl")
-    c = Client(w.port)
-    expect_ok(t, c.call(msg("k1", '{"via":"curl"}')), body_of('{"via":"curl"}'),
-              "upstream_client curl: same answer through libcurl", rid="k1")
-    c.close()
-    w.stop()
+    with session(t, r, up, "/chunked", "curl", upstream_client="curl") as (w, c):
+        expect_ok(t, c.call(msg("k1", '{"via":"curl"}')), body_of('{"via":"curl"}'),
+                  "upstream_client curl: same answer through libcurl", rid="k1")
 
 
 def main(t):
@@ -373,10 +353,7 @@ def main(t):
             t.note("phase %s: %.1fs" % (name, time.monotonic() - t0))
     finally:
         up.stop()
-    for inst in t.instances:
-        died = inst.grep_log(DIED)
-        t.ok(not died, "%s: no worker died" % inst.name,
-             lambda: "\n".join(m.string for m in died))
+    no_worker_died(t)
 
 
 if __name__ == "__main__":

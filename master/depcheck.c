@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 
 #include "depcheck.h"
+#include "upstream_tls.h"
 
 static int	depcheck_report(FILE *, const char *, const char *);
 static void	depcheck_oneline(char *);
@@ -157,6 +158,7 @@ depcheck_upstream(const struct config *cfg, FILE *out)
 	curl_easy_setopt(e, CURLOPT_PROXY, "");
 	curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)DEPCHECK_TIMEOUT_S);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr);
+	upstream_tls_setopt(e, cfg);
 	if ((res = curl_easy_perform(e)) != CURLE_OK)
 		snprintf(err, sizeof(err), "%s", cerr[0] != '\0' ? cerr :
 		    curl_easy_strerror(res));

@@ -86,6 +86,8 @@ struct config {
 	uint64_t		 c_upstream_timeout;
 	unsigned int		 c_upstream_max_connections;
 	enum upstream_client	 c_upstream_client;
+	char			*c_upstream_ca_file;	/* NULL: the system's */
+	int			 c_upstream_tls_verify;
 
 	char			*c_pg_conninfo;
 	char			*c_pg_table;

@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "upstream_impl.h"
+#include "upstream_tls.h"
 #include "util.h"
 
 #define UPSTREAM_MAX_BODY	(256u << 20)	/* response bytes kept */
@@ -80,6 +81,9 @@ ucurl_init(struct ev_loop *loop, const struct config *cfg)
 	TAILQ_INIT(&up.calls);
 	TAILQ_INIT(&up.pool);
 	up.https = strncasecmp(cfg->c_upstream_url, "https:", 6) == 0;
+	if (up.https && !cfg->c_upstream_tls_verify)
+		log_warnx("upstream: certificate verification is off "
+		    "(upstream_tls_verify off)");
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("curl_global_init failed");
 	if ((up.multi = curl_multi_init()) == NULL)
@@ -290,8 +294,7 @@ upstream_call_new(void)
 	if (up.https)
 		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	upstream_tls_setopt(e, cfg);
 	return uc;
 }
 

@@ -965,7 +965,8 @@ test_sample(void)
 {
 	static const char *const	 example_only[] = {
 		"tls_certificate", "tls_certificate_key", "redis_socket",
-		"redis_username", "user", "group", "pidfile"
+		"redis_username", "user", "group", "pidfile",
+		"upstream_ca_file"
 	};
 	const char			*srcdir;
 	struct config			*c;

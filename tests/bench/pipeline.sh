@@ -533,8 +533,8 @@ wait_pipeline() {
 }
 
 declare -A root url label log admin
-# wsgate: a config in the temp dir; PostgreSQL is a dummy (the pipeline
-# does not persist yet, the dbwriter only retries its connection).
+# wsgate: a config in the temp dir; without --pg, PostgreSQL is a dummy
+# and the dbwriter spools every record (use --pg for real figures).
 gate_start() {	# name workers
 	local name=$1 nw=$2 dir=$tmp/$1 port aport
 	mkdir -p "$dir/run" "$dir/spool"

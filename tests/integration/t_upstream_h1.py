@@ -333,6 +333,21 @@ def names_and_curl(t, r, up):
              "Host header is the URL's host name and port",
              lambda: repr(reqs[0]["headers"] if reqs else None))
 
+    # A name that cannot resolve (.invalid, RFC 6761): 502 once the
+    # background lookup fails (at once with a resolver that answers, after
+    # its timeouts without one), the lookup retried, the worker unharmed.
+    w = t.wsgate("unresolvable", workers=1, redis_port=r.port,
+                 upstream_url="http://wsgate-test.invalid:8080/x",
+                 upstream_timeout="60s")
+    w.start()
+    c = Client(w.port)
+    for i in range(2):
+        expect_error(t, c.call(msg("u%d" % i, "%d" % i), timeout=T(45)), 502,
+                     "upstream error: cannot resolve wsgate-test.invalid",
+                     "host name that does not resolve: 502 (%d)" % i, rid="u%d" % i)
+    c.close()
+    w.stop()
+
     with session(t, r, up, "/chunked", "curl", upstream_client="curl") as (w, c):
         expect_ok(t, c.call(msg("k1", '{"via":"curl"}')), body_of('{"via":"curl"}'),
                   "upstream_client curl: same answer through libcurl", rid="k1")

@@ -7,6 +7,14 @@
  * ev_timer; both call curl_multi_socket_action() and then collect
  * finished transfers with curl_multi_info_read().  No polling, no
  * curl_multi_wait(): the worker loop is the only loop.
+ *
+ * At most upstream_max_connections transfers are in libcurl at once; the
+ * others wait here, first come first served.  libcurl's own queue of
+ * transfers waiting for a connection is not ordered (a freed connection
+ * goes to whichever transfer it reaches first), which under load let
+ * some requests wait far longer than others.  A waiting call's
+ * upstream_timeout counts from upstream_post(): it enters libcurl with
+ * what is left of it.
  */
 #include "autoconf.h"
 
@@ -39,6 +47,8 @@ struct upstream_call {
 	struct buf		 uc_body;
 	upstream_cb		*uc_cb;
 	void			*uc_arg;
+	ev_tstamp		 uc_deadline;
+	int			 uc_queued;	/* on up.waitq, not in curl */
 	int			 uc_too_big;
 	char			 uc_error[CURL_ERROR_SIZE];
 };
@@ -58,9 +68,12 @@ static struct {
 	int			 running;
 	int			 https;
 	int			 stopping;
-	TAILQ_HEAD(, upstream_call) calls;
+	TAILQ_HEAD(, upstream_call) calls;	/* in libcurl */
+	TAILQ_HEAD(, upstream_call) waitq;	/* not yet, in post order */
 	TAILQ_HEAD(, upstream_call) pool;	/* idle, configured handles */
 	unsigned int		 npool;
+	unsigned int		 active;	/* calls in libcurl */
+	ev_timer		 qtimer;	/* the oldest waiting call */
 } up;
 
 static int	upstream_socket_cb(CURL *, curl_socket_t, int, void *, void *);
@@ -71,6 +84,10 @@ static void	upstream_check_done(void);
 static size_t	upstream_write_cb(char *, size_t, size_t, void *);
 static void	upstream_finish(struct upstream_call *, CURLcode);
 static struct upstream_call *upstream_call_new(void);
+static void	upstream_start(struct upstream_call *);
+static void	upstream_pump(void);
+static void	upstream_queue_arm(void);
+static void	upstream_queue_cb(struct ev_loop *, ev_timer *, int);
 
 static void
 ucurl_init(struct ev_loop *loop, const struct config *cfg)
@@ -79,7 +96,9 @@ ucurl_init(struct ev_loop *loop, const struct config *cfg)
 	up.loop = loop;
 	up.cfg = cfg;
 	TAILQ_INIT(&up.calls);
+	TAILQ_INIT(&up.waitq);
 	TAILQ_INIT(&up.pool);
+	ev_timer_init(&up.qtimer, upstream_queue_cb, 0., 0.);
 	up.https = strncasecmp(cfg->c_upstream_url, "https:", 6) == 0;
 	if (up.https && !cfg->c_upstream_tls_verify)
 		log_warnx("upstream: certificate verification is off "
@@ -200,8 +219,14 @@ upstream_finish(struct upstream_call *uc, CURLcode rc)
 	long	status = 0;
 	char	detail[CURL_ERROR_SIZE + 64];
 
-	curl_multi_remove_handle(up.multi, uc->uc_easy);
-	TAILQ_REMOVE(&up.calls, uc, uc_entry);
+	if (uc->uc_queued) {
+		TAILQ_REMOVE(&up.waitq, uc, uc_entry);
+		uc->uc_queued = 0;
+	} else {
+		curl_multi_remove_handle(up.multi, uc->uc_easy);
+		TAILQ_REMOVE(&up.calls, uc, uc_entry);
+		up.active--;
+	}
 	up.pending--;
 	if (rc == CURLE_OK) {
 		curl_easy_getinfo(uc->uc_easy, CURLINFO_RESPONSE_CODE,
@@ -249,6 +274,7 @@ upstream_check_done(void)
 		    (char **)&uc);
 		upstream_finish(uc, msg->data.result);
 	}
+	upstream_pump();
 }
 
 /* A handle with every option that does not change per request. */
@@ -276,7 +302,6 @@ upstream_call_new(void)
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, uc);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, uc);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, uc->uc_error);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->c_upstream_timeout);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -319,10 +344,78 @@ ucurl_post(const char *body, size_t len, const char *request_key,
 	    request_key);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	if (curl_multi_add_handle(up.multi, e) != CURLM_OK)
+	uc->uc_deadline = ev_now(up.loop) +
+	    (ev_tstamp)up.cfg->c_upstream_timeout / 1000.;
+	up.pending++;
+	if (up.active < up.cfg->c_upstream_max_connections &&
+	    TAILQ_EMPTY(&up.waitq)) {
+		upstream_start(uc);
+		return;
+	}
+	uc->uc_queued = 1;
+	TAILQ_INSERT_TAIL(&up.waitq, uc, uc_entry);
+	if (TAILQ_FIRST(&up.waitq) == uc)
+		upstream_queue_arm();
+}
+
+/* Hand the call to libcurl with what is left of its timeout. */
+static void
+upstream_start(struct upstream_call *uc)
+{
+	ev_tstamp	left = uc->uc_deadline - ev_now(up.loop);
+	long		ms = left > 0.001 ? (long)(left * 1000.) : 1;
+
+	curl_easy_setopt(uc->uc_easy, CURLOPT_TIMEOUT_MS, ms);
+	if (curl_multi_add_handle(up.multi, uc->uc_easy) != CURLM_OK)
 		fatalx("curl_multi_add_handle failed");
 	TAILQ_INSERT_TAIL(&up.calls, uc, uc_entry);
-	up.pending++;
+	up.active++;
+}
+
+/* Transfers ended: let waiting calls in, oldest first. */
+static void
+upstream_pump(void)
+{
+	struct upstream_call	*uc;
+	int			 moved = 0;
+
+	while (!up.stopping && up.active < up.cfg->c_upstream_max_connections &&
+	    (uc = TAILQ_FIRST(&up.waitq)) != NULL) {
+		TAILQ_REMOVE(&up.waitq, uc, uc_entry);
+		uc->uc_queued = 0;
+		upstream_start(uc);
+		moved = 1;
+	}
+	if (moved)
+		upstream_queue_arm();
+}
+
+static void
+upstream_queue_arm(void)
+{
+	struct upstream_call	*uc;
+	ev_tstamp		 left;
+
+	ev_timer_stop(up.loop, &up.qtimer);
+	if ((uc = TAILQ_FIRST(&up.waitq)) == NULL)
+		return;
+	left = uc->uc_deadline - ev_now(up.loop);
+	ev_timer_set(&up.qtimer, left > 0. ? left : 0., 0.);
+	ev_timer_start(up.loop, &up.qtimer);
+}
+
+/* Waiting calls whose upstream_timeout passed before they got in. */
+static void
+upstream_queue_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct upstream_call	*uc;
+
+	(void)t;
+	(void)revents;
+	while ((uc = TAILQ_FIRST(&up.waitq)) != NULL &&
+	    uc->uc_deadline <= ev_now(loop))
+		upstream_finish(uc, CURLE_OPERATION_TIMEDOUT);
+	upstream_queue_arm();
 }
 
 static void
@@ -331,7 +424,10 @@ ucurl_shutdown(void)
 	struct upstream_call	*uc;
 
 	ev_timer_stop(up.loop, &up.timer);
+	ev_timer_stop(up.loop, &up.qtimer);
 	up.stopping = 1;
+	while ((uc = TAILQ_FIRST(&up.waitq)) != NULL)
+		upstream_finish(uc, CURLE_ABORTED_BY_CALLBACK);
 	while ((uc = TAILQ_FIRST(&up.calls)) != NULL)
 		upstream_finish(uc, CURLE_ABORTED_BY_CALLBACK);
 	while ((uc = TAILQ_FIRST(&up.pool)) != NULL) {

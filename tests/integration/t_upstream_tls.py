@@ -19,6 +19,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -90,6 +91,44 @@ def verify(t, r, up, crt):
                   "upstream_tls_verify off: 200", rid="o1")
         t.ok(w.grep_log(r"certificate verification is off"),
              "upstream_tls_verify off: warning logged")
+
+
+def queueing(t, r, up, crt):
+    """upstream_max_connections bounds the transfers in libcurl; the rest
+    wait in order, their upstream_timeout counting from arrival."""
+    with session(t, r, up, "/slow", "queue", upstream_ca_file=crt,
+                 upstream_max_connections=2) as (w, c):
+        t0 = time.monotonic()
+        for i in range(6):
+            c.send(msg("q%d" % i, "%d" % i))
+        order, ok = [], 0
+        for _ in range(6):
+            rep = c.recv(T(10))
+            if rep.obj is not None:
+                order.append(rep.obj.get("id"))
+                ok += rep.obj.get("status") == 200
+        dt = time.monotonic() - t0
+        _, _, max_open, _ = up.snapshot()
+        t.is_(ok, 6, "6 slow (0.3 s) https requests, upstream_max_connections 2: "
+              "all 200")
+        t.ok(max_open <= 2, "at most 2 connections at once (%d)" % max_open)
+        t.ok(dt >= 0.85, "three rounds of 0.3 s (%.2fs)" % dt)
+        t.ok(set(order[:2]) == {"q0", "q1"} and set(order[4:]) == {"q4", "q5"},
+             "first come, first served: %r" % order)
+
+    with session(t, r, up, "/hang", "queue-timeout", upstream_ca_file=crt,
+                 upstream_max_connections=1, upstream_timeout="1s") as (w, c):
+        t0 = time.monotonic()
+        c.send(msg("t1", "1"))
+        c.send(msg("t2", "2"))
+        got = []
+        for _ in range(2):
+            rep = c.recv(T(10))
+            got.append(((rep.obj or {}).get("status"), time.monotonic() - t0))
+        t.ok([g[0] for g in got] == [504, 504], "both 504 upstream timeout: %r" % got)
+        t.ok(all(g[1] < 1.6 for g in got),
+             "the waiting one's timeout counted from its arrival, not from when "
+             "it got a connection (%s)" % ", ".join("%.2fs" % g[1] for g in got))
 
 
 def run_T(w):
@@ -172,6 +211,7 @@ def main(t):
     up = TlsUpstream(t, crt, key)
     try:
         verify(t, r, up, crt)
+        queueing(t, r, up, crt)
     finally:
         up.stop()
     http2(t, r, crt, key)

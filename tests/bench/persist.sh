@@ -59,6 +59,8 @@ EOF
 }
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
 wsgate=${WSGATE_BIN:-}
 wsgate_off=""
 wsbench=${WSBENCH_BIN:-}
@@ -172,41 +174,6 @@ bench() {	# seconds, wsbench args...
 	    timeout -k 5 "$limit" "$wsbench" "$@"
 }
 
-used_ports=""
-free_port() {
-	local p i
-	for i in $(seq 1 200); do
-		p=$((20000 + RANDOM % 30000))
-		case " $used_ports " in *" $p "*) continue ;; esac
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
-		    ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then
-			used_ports="$used_ports $p"
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-
-json_field() {
-	sed -n "s/.*\"$2\":\"\{0,1\}\([-0-9.eE+a-z]*\).*/\1/p" <<<"$1"
-}
-
-median() {
-	printf '%s\n' "$@" | grep -v '^$' | sort -g | awk '{ a[NR] = $1 }
-	    END { if (NR == 0) print "n/a";
-	          else if (NR % 2) print a[(NR + 1) / 2];
-	          else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
-tree() {	# the process and its descendants
-	local p=$1 k
-	echo "$p"
-	for k in $(pgrep -P "$p" 2>/dev/null || true); do
-		tree "$k"
-	done
-}
-
 cpu_ticks() {	# PIDs -> "USER SYS" clock ticks (no fork per PID)
 	local p u=0 s=0 st
 	for p in "$@"; do
@@ -218,32 +185,10 @@ cpu_ticks() {	# PIDs -> "USER SYS" clock ticks (no fork per PID)
 	echo "$u $s"
 }
 hz=$(getconf CLK_TCK)
-ticks_delta() {	# "U S" "U S" -> ticks
-	awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
-	    print y[1] + y[2] - x[1] - x[2] }'
-}
-now_ns() { date +%s%N; }
 sleep_until() {	# ns since the epoch
 	local d
 	d=$(( $1 - $(now_ns) ))
 	[ "$d" -le 0 ] || sleep "$((d / 1000000000)).$(printf %09d $((d % 1000000000)))"
-}
-cpu_line() { head -n 1 /proc/stat; }
-others_pct() {	# stat-line stat-line our-ticks -> % of the CPUs used by others
-	awk -v a="$1" -v b="$2" -v ours="$3" 'BEGIN {
-	    n = split(a, x, " "); split(b, y, " "); tot = 0; idle = 0;
-	    for (i = 2; i <= n; i++) { d = y[i] - x[i]; tot += d;
-	        if (i == 5 || i == 6) idle += d }
-	    o = tot - idle - ours; if (o < 0) o = 0;
-	    if (tot > 0) printf "%.0f", 100 * o / tot; else print "n/a" }'
-}
-loadavg() { cut -d ' ' -f 1 /proc/loadavg; }
-busy_pct() {
-	awk -v a="$1" -v b="$2" 'BEGIN {
-	    n = split(a, x, " "); split(b, y, " "); tot = 0; idle = 0;
-	    for (i = 2; i <= n; i++) { d = y[i] - x[i]; tot += d;
-	        if (i == 5 || i == 6) idle += d }
-	    if (tot > 0) printf "%.0f", 100 * (tot - idle) / tot; else print "n/a" }'
 }
 
 # Our process trees (services and this script's children).
@@ -321,29 +266,12 @@ prlimit --as=$((2097152 * 1024)) timeout -k 5 "$total_limit" \
     >"$tmp/redis/redis.log" 2>&1 &
 started="$started $!"
 redis_tpid=$!
-rcli() { timeout 10 redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
 for i in $(seq 1 50); do
 	rcli ping >/dev/null 2>&1 && break
 	kill -0 "$redis_tpid" 2>/dev/null || { cat "$tmp/redis/redis.log" >&2; die "redis-server exited"; }
 	sleep 0.1
 done
 rcli ping >/dev/null 2>&1 || die "Redis did not answer on 127.0.0.1:$redis_port"
-seed() {
-	local i k v
-	for ((i = 0; i < users; i++)); do
-		k="cfg:u$i"
-		if ((i % 2 == 0)); then
-			v="{:user/id \"u$i\", :plan :pro, :timeout-ms $((1000 + i % 7 * 250)), :retries 3,
- :features #{:search :export}, :limits {:rps $((100 + i % 5)), :burst 200}, ; per user
- :tags [:beta \"eu-west\"], :ratio 0.75, :enabled true, :fallback nil,
- :legacy #_ :old-value (1 2)}"
-		else
-			v="{\"user/id\":\"u$i\",\"plan\":\"pro\",\"timeout-ms\":$((1000 + i % 7 * 250)),\"retries\":3,\"features\":[\"search\",\"export\"],\"limits\":{\"rps\":$((100 + i % 5)),\"burst\":200},\"tags\":[\"beta\",\"eu-west\"],\"ratio\":0.75,\"enabled\":true,\"fallback\":null,\"legacy\":[1,2]}"
-		fi
-		printf '*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n' \
-		    "${#k}" "$k" "$(printf %s "$v" | wc -c)" "$v"
-	done
-}
 seed >"$tmp/redis/seed.resp"
 rcli --pipe <"$tmp/redis/seed.resp" >"$tmp/redis/seed.out" 2>&1 ||
 	{ cat "$tmp/redis/seed.out" >&2; die "seeding Redis failed"; }

@@ -70,6 +70,8 @@ EOF
 }
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
 wsgate=${WSGATE_BIN:-}
 wsbench=${WSBENCH_BIN:-}
 node=""
@@ -222,45 +224,6 @@ bench() {	# seconds, wsbench args...
 	prlimit --as="$wsbench_as" timeout -k 5 "$limit" "$wsbench" "$@"
 }
 
-# Ports below the ephemeral range, so that no client socket takes one
-# between this check and the server's bind.
-eph_lo=$(cut -f 1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-[ "$eph_lo" -gt 12000 ] 2>/dev/null || eph_lo=32768
-free_port() {
-	local p i
-	for i in $(seq 1 200); do
-		p=$((10000 + RANDOM % (eph_lo - 10000)))
-		case " $used_ports " in *" $p "*) continue ;; esac
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null &&
-		    ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then
-			used_ports="$used_ports $p"
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-used_ports=""
-
-json_field() {
-	sed -n "s/.*\"$2\":\"\{0,1\}\([-0-9.eE+a-z]*\).*/\1/p" <<<"$1"
-}
-
-median() {
-	printf '%s\n' "$@" | grep -v '^$' | sort -g | awk '{ a[NR] = $1 }
-	    END { if (NR == 0) print "n/a";
-	          else if (NR % 2) print a[(NR + 1) / 2];
-	          else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
-# The process and all its descendants, the process first.
-tree() {
-	local p=$1 k
-	echo "$p"
-	for k in $(pgrep -P "$p" 2>/dev/null || true); do
-		tree "$k"
-	done
-}
 
 # CPU of whole process trees, "USER SYS" in clock ticks: utime + cutime
 # and stime + cstime summed over the live processes given (pass every
@@ -280,39 +243,11 @@ cpu_ticks() {
 }
 hz=$(getconf CLK_TCK)
 
-now_ns() { date +%s%N; }
-
-# Whole-machine busy fraction between two /proc/stat "cpu" lines.
-cpu_line() { head -n 1 /proc/stat; }
-# CPU of the machine outside our processes, % of all CPUs, between two
-# /proc/stat lines, given the ticks our processes used meanwhile.
-others_pct() {
-	awk -v a="$1" -v b="$2" -v ours="$3" 'BEGIN {
-	    n = split(a, x, " "); split(b, y, " "); tot = 0; idle = 0;
-	    for (i = 2; i <= n; i++) { d = y[i] - x[i]; tot += d;
-	        if (i == 5 || i == 6) idle += d }
-	    o = tot - idle - ours; if (o < 0) o = 0;
-	    if (tot > 0) printf "%.0f", 100 * o / tot; else print "n/a" }'
-}
-busy_pct() {
-	awk -v a="$1" -v b="$2" 'BEGIN {
-	    n = split(a, x, " "); split(b, y, " "); tot = 0; idle = 0;
-	    for (i = 2; i <= n; i++) { d = y[i] - x[i]; tot += d;
-	        if (i == 5 || i == 6) idle += d }
-	    if (tot > 0) printf "%.0f", 100 * (tot - idle) / tot; else print "n/a" }'
-}
-
-loadavg() { cut -d ' ' -f 1 /proc/loadavg; }
-
 # Ticks used by everything we started (servers, Redis, nginx; plus any
 # PIDs given).
 ours() {
 	echo "$(tree "$redis_tpid") $(tree "$nginx_tpid") $(tree "$gate_tpid")" \
 	    "${node_tpid:+$(tree "$node_tpid")}" "${pg_tpid:+$(tree "$pg_tpid")}" "$@"
-}
-ticks_delta() {	# "U S" "U S" -> total ticks between them
-	awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ");
-	    print y[1] + y[2] - x[1] - x[2] }'
 }
 
 # Waits until other processes use less than $quiet % of the CPUs.
@@ -338,7 +273,6 @@ wait_quiet() {
 # ---- Redis ----
 
 mkdir -p "$tmp/redis"
-rcli() { timeout 10 redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
 for attempt in 1 2 3; do	# another job may take the port meanwhile
 	redis_port=$(free_port) || die "no free port"
 	prlimit --as=$(( ${REDIS_VMEM_KB:-2097152} * 1024 )) timeout -k 5 "$total_limit" \
@@ -361,26 +295,6 @@ for attempt in 1 2 3; do	# another job may take the port meanwhile
 done
 redis_pid=$(pgrep -P "$redis_tpid" | head -n 1)
 
-# Configs: even users EDN, odd users the same config as JSON.  Both
-# convert to the same JSON; the EDN uses keywords (plain and namespaced),
-# a set, a list, a nested map, a string, numbers, nil, a comment, commas
-# and #_ discard, so the conversion does real work.
-seed() {
-	local i k v
-	for ((i = 0; i < users; i++)); do
-		k="cfg:u$i"
-		if ((i % 2 == 0)); then
-			v="{:user/id \"u$i\", :plan :pro, :timeout-ms $((1000 + i % 7 * 250)), :retries 3,
- :features #{:search :export}, :limits {:rps $((100 + i % 5)), :burst 200}, ; per user
- :tags [:beta \"eu-west\"], :ratio 0.75, :enabled true, :fallback nil,
- :legacy #_ :old-value (1 2)}"
-		else
-			v="{\"user/id\":\"u$i\",\"plan\":\"pro\",\"timeout-ms\":$((1000 + i % 7 * 250)),\"retries\":3,\"features\":[\"search\",\"export\"],\"limits\":{\"rps\":$((100 + i % 5)),\"burst\":200},\"tags\":[\"beta\",\"eu-west\"],\"ratio\":0.75,\"enabled\":true,\"fallback\":null,\"legacy\":[1,2]}"
-		fi
-		printf '*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n' \
-		    "${#k}" "$k" "$(printf %s "$v" | wc -c)" "$v"
-	done
-}
 seed >"$tmp/redis/seed.resp"
 rcli --pipe <"$tmp/redis/seed.resp" >"$tmp/redis/seed.out" 2>&1 ||
 	{ cat "$tmp/redis/seed.out" >&2; die "seeding Redis failed"; }

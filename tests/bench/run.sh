@@ -38,6 +38,8 @@ EOF
 }
 
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/bench/lib.sh
+. "$here/lib.sh"
 url=""
 pids=""
 wsgate=${WSGATE_BIN:-}
@@ -143,18 +145,6 @@ bench() {
 	prlimit --as="$wsbench_as" timeout -k 5 "$limit" "$wsbench" "$@"
 }
 
-free_port() {
-	local p i
-	for i in $(seq 1 100); do
-		p=$((20000 + RANDOM % 30000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-
 # Waits until a WebSocket echo round trip to $1 succeeds; gives up early
 # if process $2 (when given) has exited.
 wait_echo() {
@@ -169,17 +159,6 @@ wait_echo() {
 		sleep 0.5
 	done
 	return 1
-}
-
-json_field() {
-	sed -n "s/.*\"$2\":\([-0-9.eE+]*\).*/\1/p" <<<"$1"
-}
-
-median() {
-	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
-	    END { if (NR == 0) print "n/a";
-	          else if (NR % 2) print a[(NR + 1) / 2];
-	          else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
 # ---- wsgate ----

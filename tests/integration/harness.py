@@ -560,7 +560,7 @@ class Upstream:
                     return int(f.read().strip())
             except (OSError, ValueError):
                 return None
-        port = wait_for(lambda: up() or self.proc.poll() is not None, T(10))
+        wait_for(lambda: up() or self.proc.poll() is not None, T(10))
         if not up():
             raise RuntimeError("upstream.py did not start:\n" + _tail(self.logfile))
         self.port = up()
@@ -1000,6 +1000,18 @@ class Test:
 
     def path(self, rel):
         return os.path.join(self.dir, rel)
+
+    def self_signed_cert(self, name, san=None):
+        """A self-signed certificate and its key in the temp dir, CN=name
+        (and subjectAltName `san`, e.g. "IP:127.0.0.1"): (crt, key) paths."""
+        crt, key = self.path(name + ".crt"), self.path(name + ".key")
+        cmd = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+               "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=" + name]
+        if san:
+            cmd += ["-addext", "subjectAltName=" + san]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=T(60))
+        return crt, key
 
     def write(self, rel, text, mode=None):
         p = os.path.join(self.dir, rel)

@@ -22,7 +22,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import socket
 import stat
 import subprocess

@@ -28,17 +28,6 @@ from t_pipeline import rcall, expect_ok, expect_error, no_worker_died  # noqa: E
 from t_upstream_h1 import RawUpstream, burst, session, body_of, msg, CONFIG  # noqa: E402
 
 
-def make_cert(t):
-    crt, key = t.path("up.crt"), t.path("up.key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                    "-keyout", key, "-out", crt, "-days", "2",
-                    "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   timeout=T(60))
-    return crt, key
-
-
 class TlsUpstream(RawUpstream):
     """RawUpstream behind TLS (HTTP/1.1)."""
 
@@ -207,7 +196,7 @@ def main(t):
     t.need_binary()
     r = t.start_redis()
     rcall(r, "SET", "cfg:u1", CONFIG)
-    crt, key = make_cert(t)
+    crt, key = t.self_signed_cert("localhost", "IP:127.0.0.1,DNS:localhost")
     up = TlsUpstream(t, crt, key)
     try:
         verify(t, r, up, crt)

@@ -55,15 +55,6 @@ def check_import(t):
     return ok
 
 
-def make_cert(t, name):
-    crt, key = t.path(name + ".crt"), t.path(name + ".key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                    "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=" + name],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   timeout=T(60))
-    return crt, key
-
-
 def start_client(url, tag, t):
     out = open(t.path("client-%s.out" % tag), "wb")
     err = open(t.path("client-%s.err" % tag), "wb")
@@ -177,7 +168,7 @@ def main(t):
     t.need_binary()
     if not check_import(t):
         return
-    crt, key = make_cert(t, "interop")
+    crt, key = t.self_signed_cert("interop")
     plain_port = harness.free_port()
     w = t.wsgate(workers=2, echo_path="/echo", max_message_size="1m",
                  tls_certificate=crt, tls_certificate_key=key)

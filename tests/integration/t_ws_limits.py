@@ -145,8 +145,8 @@ def max_connections(t):
     t.like(data.decode("latin-1"), r"^HTTP/1.1 503 ", "connection over max_connections: 503")
     s.close()
     worker = w.pids("worker")[0]
-    c0 = cpu_ticks(worker)
-    # Hammer it for a second: every extra connection rejected, no spinning.
+    # Hammer it for a second: every extra connection rejected (and, below,
+    # no spinning once the storm is over).
     rejected = 0
     t0 = time.monotonic()
     while time.monotonic() - t0 < 1:
@@ -191,7 +191,6 @@ def slow_reader(t):
     hog = WS.connect(w.port, "/echo")
     hog.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     chunk = wsclient.frame(OP_BINARY, b"x" * 60000)
-    closed = False
     sent = 0
     t0 = time.monotonic()
     while time.monotonic() - t0 < T(10):
@@ -200,7 +199,6 @@ def slow_reader(t):
             hog.s.sendall(chunk)
             sent += 1
         except (socket.timeout, OSError):
-            closed = True
             break
         other.send_text("ping %d" % sent)
         if other.recv_message(T(3)) != (OP_TEXT, b"ping %d" % sent):

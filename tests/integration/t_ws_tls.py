@@ -7,7 +7,6 @@ import hashlib
 import os
 import socket
 import ssl
-import subprocess
 import sys
 import time
 import warnings
@@ -17,15 +16,6 @@ import harness  # noqa: E402
 from harness import T  # noqa: E402
 import wsclient  # noqa: E402
 from wsclient import WS, OP_TEXT, OP_BINARY  # noqa: E402
-
-
-def make_cert(t, name):
-    crt, key = t.path(name + ".crt"), t.path(name + ".key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                    "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=" + name],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   timeout=T(60))
-    return crt, key
 
 
 def peer_fingerprint(port):
@@ -44,7 +34,7 @@ def file_fingerprint(crt):
 
 def main(t):
     t.need_binary()
-    crt, key = make_cert(t, "one")
+    crt, key = t.self_signed_cert("one")
     plain_port = harness.free_port()
     w = t.wsgate(workers=2, echo_path="/echo", tls_certificate=crt, tls_certificate_key=key)
     tls_port = w.port
@@ -119,7 +109,7 @@ def main(t):
     # SIGHUP: a new certificate for new connections, the old one keeps
     # its connection.
     old_ws = WS.connect(tls_port, "/echo", tls=True)
-    crt2, key2 = make_cert(t, "two")
+    crt2, key2 = t.self_signed_cert("two")
     w.write_config(tls_certificate=crt2, tls_certificate_key=key2)
     w.mark_log()
     w.signal(1)

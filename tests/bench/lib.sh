@@ -92,3 +92,79 @@ seed() {
 		    "${#k}" "$k" "$(printf %s "$v" | wc -c)" "$v"
 	done
 }
+
+# A private nginx on $nginx_port answering every POST with a small JSON
+# ({"ok":true,"n":1}; the body is read and discarded), with stub_status
+# for request counts; `nginx_start WORKERS` sets nginx_tpid and
+# upstream_url.  keepalive_requests is raised so that clients' keep-alive
+# connections are never closed during a run (the default, 1000, would
+# make clients reconnect every 1000 requests).  Needs $tmp, $nginx_bin,
+# $total_limit, $started and die().
+nginx_start() {
+	local nd=$tmp/nginx i
+	mkdir -p "$nd"
+	cat >"$nd/nginx.conf" <<NGINX
+# Written by tests/bench/lib.sh.
+daemon off;
+master_process on;
+worker_processes $1;
+pid $nd/nginx.pid;
+error_log $nd/error.log warn;
+worker_rlimit_nofile 8192;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+    client_body_temp_path $nd/body;
+    proxy_temp_path $nd/proxy;
+    fastcgi_temp_path $nd/fastcgi;
+    uwsgi_temp_path $nd/uwsgi;
+    scgi_temp_path $nd/scgi;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    client_body_buffer_size 16k;
+    server {
+        listen 127.0.0.1:$nginx_port backlog=4096;
+        location = /nginx_status {
+            stub_status;
+        }
+        location / {
+            default_type application/json;
+            return 200 '{"ok":true,"n":1}';
+        }
+    }
+}
+NGINX
+	prlimit --as=$(( ${NGINX_VMEM_KB:-2097152} * 1024 )) \
+	    timeout -k 5 "$total_limit" \
+	    "$nginx_bin" -c "$nd/nginx.conf" -p "$nd" -e "$nd/error.log" \
+	    >"$nd/nginx.out" 2>&1 &
+	nginx_tpid=$!
+	started="$started $nginx_tpid"
+	upstream_url="http://127.0.0.1:$nginx_port/api/v1/process"
+	for i in $(seq 1 50); do
+		[ "$(curl -s -m 2 -X POST -d '{}' "$upstream_url" 2>/dev/null)" = '{"ok":true,"n":1}' ] && break
+		kill -0 "$nginx_tpid" 2>/dev/null || { cat "$nd/nginx.out" "$nd/error.log" >&2 2>/dev/null; die "nginx exited"; }
+		sleep 0.1
+	done
+	[ "$(curl -s -m 2 -X POST -d '{}' "$upstream_url")" = '{"ok":true,"n":1}' ] ||
+		die "nginx does not answer on $upstream_url"
+}
+
+# Stop what the script started (their timeout wrappers); remove the temp
+# dir unless --keep.
+cleanup_started() {
+	local p
+	for p in $started; do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in $started; do
+		wait "$p" 2>/dev/null || true
+	done
+	if [ "$keep" = 1 ]; then
+		note "kept $tmp"
+	else
+		rm -rf "$tmp"
+	fi
+}

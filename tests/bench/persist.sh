@@ -281,51 +281,7 @@ note "Redis on 127.0.0.1:$redis_port, $users configs"
 # ---- nginx (as pipeline.sh: one worker, every POST -> 200 small JSON) ----
 
 nginx_port=$(free_port) || die "no free port"
-nd=$tmp/nginx
-mkdir -p "$nd"
-cat >"$nd/nginx.conf" <<EOF
-# Written by tests/bench/persist.sh.
-daemon off;
-master_process on;
-worker_processes 1;
-pid $nd/nginx.pid;
-error_log $nd/error.log warn;
-worker_rlimit_nofile 8192;
-events {
-    worker_connections 4096;
-}
-http {
-    access_log off;
-    client_body_temp_path $nd/body;
-    proxy_temp_path $nd/proxy;
-    fastcgi_temp_path $nd/fastcgi;
-    uwsgi_temp_path $nd/uwsgi;
-    scgi_temp_path $nd/scgi;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    client_body_buffer_size 16k;
-    server {
-        listen 127.0.0.1:$nginx_port backlog=4096;
-        location / {
-            default_type application/json;
-            return 200 '{"ok":true,"n":1}';
-        }
-    }
-}
-EOF
-prlimit --as=$((2097152 * 1024)) timeout -k 5 "$total_limit" \
-    "$nginx_bin" -c "$nd/nginx.conf" -p "$nd" -e "$nd/error.log" \
-    >"$nd/nginx.out" 2>&1 &
-started="$started $!"
-nginx_tpid=$!
-upstream_url="http://127.0.0.1:$nginx_port/api/v1/process"
-for i in $(seq 1 50); do
-	[ "$(curl -s -m 2 -X POST -d '{}' "$upstream_url" 2>/dev/null)" = '{"ok":true,"n":1}' ] && break
-	kill -0 "$nginx_tpid" 2>/dev/null || { cat "$nd/nginx.out" "$nd/error.log" >&2 2>/dev/null; die "nginx exited"; }
-	sleep 0.1
-done
-[ "$(curl -s -m 2 -X POST -d '{}' "$upstream_url")" = '{"ok":true,"n":1}' ] ||
-	die "nginx does not answer on $upstream_url"
+nginx_start 1
 note "nginx on $upstream_url"
 
 # ---- PostgreSQL: initdb in the temp dir, as user postgres when root ----

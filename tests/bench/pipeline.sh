@@ -190,21 +190,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/pipebench.XXXXXX")
 chmod 755 "$tmp"	# nginx workers run as nobody
 started=""		# PIDs this script started (timeout wrappers)
 
-cleanup() {
-	local p
-	for p in $started; do
-		kill -TERM "$p" 2>/dev/null || true
-	done
-	for p in $started; do
-		wait "$p" 2>/dev/null || true
-	done
-	if [ "$keep" = 1 ]; then
-		note "kept $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-}
-trap cleanup EXIT
+trap cleanup_started EXIT
 trap 'exit 130' INT TERM
 
 is_asan() { ldd "$1" 2>/dev/null | grep -q libasan; }
@@ -311,61 +297,11 @@ redis_gets() {
 # wrapper stays its parent).  worker_processes 1 by default: the
 # upstream is not what is measured, one worker is far from saturated at
 # these rates (its CPU per request is reported), and a second worker
-# would only take CPU slices from the servers under test on 2 cores.
-# keepalive_requests is raised so that clients' keep-alive connections
-# are never closed during a run (the default, 1000, would make both
-# clients reconnect every 1000 requests).
+# would only take CPU slices from the servers under test on 2 cores
+# (nginx_start in lib.sh).
 
 nginx_port=$(free_port) || die "no free port"
-nd=$tmp/nginx
-mkdir -p "$nd"
-cat >"$nd/nginx.conf" <<EOF
-# Written by tests/bench/pipeline.sh.
-daemon off;
-master_process on;
-worker_processes $nginx_workers;
-pid $nd/nginx.pid;
-error_log $nd/error.log warn;
-worker_rlimit_nofile 8192;
-events {
-    worker_connections 4096;
-}
-http {
-    access_log off;
-    client_body_temp_path $nd/body;
-    proxy_temp_path $nd/proxy;
-    fastcgi_temp_path $nd/fastcgi;
-    uwsgi_temp_path $nd/uwsgi;
-    scgi_temp_path $nd/scgi;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    client_body_buffer_size 16k;
-    server {
-        listen 127.0.0.1:$nginx_port backlog=4096;
-        location = /nginx_status {
-            stub_status;
-        }
-        # The body is read and discarded; every POST gets the same answer.
-        location / {
-            default_type application/json;
-            return 200 '{"ok":true,"n":1}';
-        }
-    }
-}
-EOF
-prlimit --as=$(( ${NGINX_VMEM_KB:-2097152} * 1024 )) timeout -k 5 "$total_limit" \
-    "$nginx_bin" -c "$nd/nginx.conf" -p "$nd" -e "$nd/error.log" \
-    >"$nd/nginx.out" 2>&1 &
-nginx_tpid=$!
-started="$started $nginx_tpid"
-upstream_url="http://127.0.0.1:$nginx_port/api/v1/process"
-for i in $(seq 1 50); do
-	[ "$(curl -s -m 2 -X POST -d '{}' "$upstream_url" 2>/dev/null)" = '{"ok":true,"n":1}' ] && break
-	kill -0 "$nginx_tpid" 2>/dev/null || { cat "$nd/nginx.out" "$nd/error.log" >&2 2>/dev/null; die "nginx exited"; }
-	sleep 0.1
-done
-[ "$(curl -s -m 2 -X POST -d '{}' "$upstream_url")" = '{"ok":true,"n":1}' ] ||
-	die "nginx does not answer on $upstream_url"
+nginx_start "$nginx_workers"
 nginx_master=$(pgrep -P "$nginx_tpid" | head -n 1)
 nginx_requests() {
 	curl -s -m 5 "http://127.0.0.1:$nginx_port/nginx_status" |

@@ -106,21 +106,7 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/wsbench.XXXXXX")
 started=""		# PIDs this script started (timeout wrappers), killed on exit
 
-cleanup() {
-	local p
-	for p in $started; do
-		kill -TERM "$p" 2>/dev/null || true
-	done
-	for p in $started; do
-		wait "$p" 2>/dev/null || true
-	done
-	if [ "$keep" = 1 ]; then
-		note "kept $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-}
-trap cleanup EXIT
+trap cleanup_started EXIT
 trap 'exit 130' INT TERM
 
 command -v prlimit >/dev/null || die "prlimit (util-linux) is required"

@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include <net/if.h>
 #include <netinet/in.h>
@@ -1114,29 +1115,74 @@ done:
 
 /*
  * libpq's own parser, keyword=value or URI.  The value holds a password:
- * it is not echoed, only libpq's reason.
+ * it is not echoed, only libpq's reason.  libpq copies the string into
+ * memory it frees without wiping, and what the master leaves in its heap
+ * the workers inherit (they must never hold the database password), so
+ * the parser runs in a child process that only reports back.
  */
+static int	cfg_conninfo_check(const char *, char *, size_t);
+
 static int
 cfg_conninfo(struct config_parser *p, const struct config_directive *d,
     char *val, void *field)
 {
+	char	why[512];
+
+	if (cfg_conninfo_check(val, why, sizeof(why)) == -1)
+		return cfg_error(p, "invalid \"%s\": %s", d->d_name, why);
+	return cfg_string(p, d, val, field);
+}
+
+/* PQconninfoParse() in a child: 0, or -1 and libpq's reason in why. */
+static int
+cfg_conninfo_check(const char *val, char *why, size_t whylen)
+{
 	PQconninfoOption	*opts;
 	char			*msg = NULL;
-	size_t			 n;
+	int			 fds[2], status;
+	pid_t			 pid;
+	ssize_t			 n;
+	size_t			 len = 0;
 
-	if ((opts = PQconninfoParse(val, &msg)) == NULL) {
-		if (msg == NULL)
-			return cfg_error(p, "cannot check \"%s\": out of "
-			    "memory", d->d_name);
-		n = strlen(msg);
-		while (n > 0 && isspace((unsigned char)msg[n - 1]))
-			msg[--n] = '\0';
-		cfg_error(p, "invalid \"%s\": %s", d->d_name, msg);
-		PQfreemem(msg);
+	if (pipe2(fds, O_CLOEXEC) == -1) {
+		snprintf(why, whylen, "cannot check it: pipe: %s",
+		    strerror(errno));
 		return -1;
 	}
-	PQconninfoFree(opts);
-	return cfg_string(p, d, val, field);
+	if ((pid = fork()) == -1) {
+		snprintf(why, whylen, "cannot check it: fork: %s",
+		    strerror(errno));
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		if ((opts = PQconninfoParse(val, &msg)) != NULL)
+			_exit(0);
+		if (msg == NULL)
+			msg = (char *)(uintptr_t)"out of memory";
+		if (write(fds[1], msg, strlen(msg)) == -1)
+			_exit(2);
+		_exit(1);
+	}
+	close(fds[1]);
+	while (len + 1 < whylen &&
+	    ((n = read(fds[0], why + len, whylen - 1 - len)) > 0 ||
+	    (n == -1 && errno == EINTR)))
+		if (n > 0)
+			len += (size_t)n;
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	while (len > 0 && isspace((unsigned char)why[len - 1]))
+		len--;
+	why[len] = '\0';
+	if (len == 0)
+		snprintf(why, whylen, "cannot check it");
+	return -1;
 }
 
 /*

@@ -20,6 +20,7 @@
 #define PG_BACKOFF_MIN_MS	100
 #define PG_BACKOFF_MAX_MS	30000
 #define PG_CONNECT_TIMEOUT_S	10	/* without connect_timeout in conninfo */
+#define PG_COPY_PIECE		(1024 * 1024)	/* bytes per CopyData message */
 
 static void	pg_io_cb(struct ev_loop *, ev_io *, int);
 static void	pg_notice_cb(void *, const char *);
@@ -32,6 +33,8 @@ static void	pg_setup(struct pg *);
 static void	pg_drain_results(struct pg *);
 static void	pg_ready(struct pg *);
 static void	pg_finished(struct pg *);
+static int	pg_copy_put(struct pg *);
+static void	pg_start(struct pg *, pg_done_fn *, void *);
 
 /* Server notices ("already exists, skipping") go to the debug log. */
 static void
@@ -78,6 +81,7 @@ pg_fail(struct pg *pg, const char *what)
 		PQfinish(pg->pg_conn);
 	pg->pg_conn = NULL;
 	pg->pg_state = PG_IDLE;
+	pg->pg_copy = PG_COPY_NONE;
 	/* /readyz: down once none of this dbwriter's connections is up. */
 	stats_inc(&stats_d->sd_pg_errors[STATS_PG_CONNECTION]);
 	if (was_ready)
@@ -278,6 +282,38 @@ pg_insert(struct pg *pg, const char *const params[PG_NPARAMS],
 		pg_fail(pg, "PostgreSQL send failed");
 		return -1;
 	}
+	pg_start(pg, done, arg);
+	return 0;
+}
+
+int
+pg_copy(struct pg *pg, const void *data, size_t len, pg_done_fn *done,
+    void *arg)
+{
+	char	sql[512];
+
+	if (pg->pg_state != PG_READY)
+		return -1;
+	snprintf(sql, sizeof(sql), "COPY %s (request_key, user_id,"
+	    " client_id, status, response, error, latency_ms, created_at)"
+	    " FROM STDIN", pg->pg_cfg->c_pg_table);
+	if (!PQsendQuery(pg->pg_conn, sql)) {
+		pg_fail(pg, "PostgreSQL send failed");
+		return -1;
+	}
+	/* The rows go once the server is ready for them (pg_copy_put()). */
+	buf_reset(&pg->pg_copy_data);
+	buf_append(&pg->pg_copy_data, data, len);
+	pg->pg_copy_off = 0;
+	pg->pg_copy = PG_COPY_START;
+	pg_start(pg, done, arg);
+	return 0;
+}
+
+/* A batch's statement was handed to libpq. */
+static void
+pg_start(struct pg *pg, pg_done_fn *done, void *arg)
+{
 	pg->pg_state = PG_BUSY;
 	pg->pg_done = done;
 	pg->pg_done_arg = arg;
@@ -285,6 +321,35 @@ pg_insert(struct pg *pg, const char *const params[PG_NPARAMS],
 	pg->pg_sqlstate[0] = '\0';
 	pg->pg_errmsg[0] = '\0';
 	pg_watch(pg, EV_READ | (PQflush(pg->pg_conn) == 1 ? EV_WRITE : 0));
+}
+
+/*
+ * Hand the COPY's rows and its end to libpq.  Returns 0 when both are
+ * queued, 1 when libpq's buffer is full (try again once the socket is
+ * writable), -1 when the connection failed.
+ */
+static int
+pg_copy_put(struct pg *pg)
+{
+	int	r;
+
+	/* In pieces: a message's length is an int. */
+	while (pg->pg_copy == PG_COPY_DATA) {
+		size_t n = pg->pg_copy_data.b_len - pg->pg_copy_off;
+		if (n > PG_COPY_PIECE)
+			n = PG_COPY_PIECE;
+		r = PQputCopyData(pg->pg_conn, pg->pg_copy_data.b_p +
+		    pg->pg_copy_off, (int)n);
+		if (r != 1)
+			return r == 0 ? 1 : -1;
+		if ((pg->pg_copy_off += n) == pg->pg_copy_data.b_len)
+			pg->pg_copy = PG_COPY_END;
+	}
+	if (pg->pg_copy == PG_COPY_END) {
+		if ((r = PQputCopyEnd(pg->pg_conn, NULL)) != 1)
+			return r == 0 ? 1 : -1;
+		pg->pg_copy = PG_COPY_SENT;
+	}
 	return 0;
 }
 
@@ -294,9 +359,18 @@ pg_drain_results(struct pg *pg)
 {
 	PGresult	*res;
 	char		*nl;
+	int		 r;
 
 	if (!PQconsumeInput(pg->pg_conn)) {
 		pg_fail(pg, "PostgreSQL connection lost");
+		return;
+	}
+	if ((pg->pg_copy == PG_COPY_DATA || pg->pg_copy == PG_COPY_END) &&
+	    (r = pg_copy_put(pg)) != 0) {
+		if (r == -1)
+			pg_fail(pg, "PostgreSQL send failed");
+		else
+			pg_watch(pg, EV_READ | EV_WRITE);
 		return;
 	}
 	if (PQflush(pg->pg_conn) == 1) {
@@ -307,6 +381,20 @@ pg_drain_results(struct pg *pg)
 		if ((res = PQgetResult(pg->pg_conn)) == NULL) {
 			pg_finished(pg);
 			return;
+		}
+		if (PQresultStatus(res) == PGRES_COPY_IN) {
+			/* The server takes the rows now. */
+			PQclear(res);
+			pg->pg_copy = PG_COPY_DATA;
+			if ((r = pg_copy_put(pg)) == -1) {
+				pg_fail(pg, "PostgreSQL send failed");
+				return;
+			}
+			if (r == 1) {
+				pg_watch(pg, EV_READ | EV_WRITE);
+				return;
+			}
+			continue;
 		}
 		if (PQresultStatus(res) != PGRES_COMMAND_OK &&
 		    PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -321,12 +409,12 @@ pg_drain_results(struct pg *pg)
 			pg->pg_failed = 1;
 			stats_inc(&stats_d->sd_pg_errors[STATS_PG_STATEMENT]);
 		} else if (pg->pg_state == PG_BUSY)
-			/* The INSERT's count: conflicts are not in it. */
+			/* The INSERT's count (conflicts are not in it), COPY's. */
 			stats_add(&stats_d->sd_rows,
 			    strtoull(PQcmdTuples(res), NULL, 10));
 		PQclear(res);
 	}
-	pg_watch(pg, EV_READ);
+	pg_watch(pg, EV_READ | (PQflush(pg->pg_conn) == 1 ? EV_WRITE : 0));
 }
 
 /* The statement in flight has all its results. */
@@ -348,6 +436,7 @@ pg_finished(struct pg *pg)
 		return;
 	case PG_BUSY:
 		pg->pg_state = PG_READY;
+		pg->pg_copy = PG_COPY_NONE;
 		pg_watch(pg, EV_READ);
 		done = pg->pg_done;
 		pg->pg_done = NULL;
@@ -435,4 +524,6 @@ pg_stop(struct pg *pg)
 		PQfinish(pg->pg_conn);
 	pg->pg_conn = NULL;
 	pg->pg_state = PG_STOPPED;
+	pg->pg_copy = PG_COPY_NONE;
+	buf_free(&pg->pg_copy_data);
 }

@@ -4,7 +4,8 @@ PROTOCOL.md section 5 table; retry with a growing backoff while the server
 is down (the gateway keeps serving), connect by themselves once it is up;
 never block on a server that does not answer.  Several batches in flight
 (db_connections), then PostgreSQL killed under them: every reply has
-exactly one row.  A response longer than ring_size/8 is stored cut at a
+exactly one row.  A batch's COPY that meets a request_key in the table
+goes again as INSERT ... ON CONFLICT DO NOTHING.  A response longer than ring_size/8 is stored cut at a
 character boundary, with a note, while the client gets it whole."""
 
 import json
@@ -156,17 +157,20 @@ def inflight_then_killed(t, pg, r, up):
     locker = pl.Locker(pg, table, 60)
     t.ok(locker.wait_locked(pg, table), "inflight: another session holds the table lock")
 
+    # A batch is a COPY, or an INSERT ... ON CONFLICT when it must be.
+    batch_sql = "(query LIKE 'COPY %s %%' OR query LIKE 'INSERT INTO %s %%')" % (table, table)
+
     def waiting():
-        return int(pg.psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
-                           "'INSERT INTO %s %%' AND wait_event_type = 'Lock'" % table)[0][0])
+        return int(pg.psql("SELECT count(*) FROM pg_stat_activity WHERE %s "
+                           "AND wait_event_type = 'Lock'" % batch_sql)[0][0])
     harness.wait_for(lambda: waiting() >= 3, T(10), 0.05)
     time.sleep(0.3)
     t.is_(waiting(), 3, "inflight: 3 batches in flight at once, one per connection, "
           "all waiting for the lock")
     pids = w.pids("dbwriter")
     t.ok(len(pids) == 1 and int(pg.psql(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = 'wsgate' AND query LIKE "
-        "'INSERT INTO %s %%'" % table)[0][0]) == 3, "... from the one dbwriter's 3 connections")
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = 'wsgate' AND %s"
+        % batch_sql)[0][0]) == 3, "... from the one dbwriter's 3 connections")
     w.mark_log()
     pg.proc.send_signal(signal.SIGQUIT)     # immediate shutdown: backends killed
     pg.proc.wait(T(20))
@@ -235,6 +239,52 @@ def cut_response(t, pg, r, up):
     t.ok(w.grep_log(r"worker\[\d+\] info: response stored cut to \d+ of \d+ bytes"),
          "cut: logged")
     w.stop()
+
+
+def key_conflict(t, pg, r, up):
+    """A live batch goes with COPY, all or nothing; when one of its
+    request_keys is in the table already (here planted by the test; in
+    production a worker's resend of a record committed before its ack),
+    the batch goes again as INSERT ... ON CONFLICT DO NOTHING: the other
+    rows land once, the planted row stays as it was."""
+    table = "conflict"
+    w = t.wsgate("conflict", upstream=up, postgres=pg, redis_port=r.port, pg_table=table,
+                 db_flush_interval="3s", db_batch_size=1000, db_spool_after="60s")
+    w.write_config(upstream_url=up.url.rsplit("/", 1)[0] + "/headers")
+    w.start()
+    t.ok(pl.wait_table(w, pg, table), "conflict: table created")
+    ws = WS.connect(w.port, timeout=T(5))
+    keys, t0 = {}, time.monotonic()
+    for i in range(10):
+        rid = "dup-%d" % i
+        ws.send_text(json.dumps({"id": rid, "user-id": "u1", "payload": {"n": i}}))
+        _, data = ws.recv_message(T(10))
+        obj = json.loads(data.decode())
+        try:
+            keys[rid] = json.loads(obj["body"])["headers"]["X-Request-Id"]
+        except (KeyError, TypeError, ValueError):
+            keys[rid] = None
+        if i == 0 and keys[rid]:
+            # Planted before the batch's flush (db_flush_interval 3s).
+            pg.psql("INSERT INTO %s (request_key, user_id) VALUES (%s, 'planted')"
+                    % (table, pl.sq(keys[rid])))
+    ws.close()
+    t.ok(all(keys.values()) and time.monotonic() - t0 < 2.5,
+         "conflict: 10 replies, each with its request_key, within the flush interval",
+         diag=lambda: repr(keys))
+    t.ok(w.wait_log(r"dbwriter\[\d+\] info: batch has rows already in the table: "
+                    r"inserting its 10 records with ON CONFLICT DO NOTHING", T(10)),
+         "conflict: COPY found the planted key, logged; the batch goes again",
+         diag=lambda: w.describe())
+    rows_once(t, pg, table, ["dup-%d" % i for i in range(1, 10)], "conflict")
+    planted = pg.psql("SELECT user_id, coalesce(client_id, 'NULL') FROM %s WHERE "
+                      "request_key = %s" % (table, pl.sq(keys["dup-0"] or "")))
+    t.is_(planted, [["planted", "NULL"]], "conflict: the planted row is the only one for "
+          "its request_key, unchanged")
+    t.is_(pg.psql("SELECT count(*) FROM %s" % table), [["10"]], "conflict: 10 rows in all")
+    t.ok(not w.grep_log(r"dead-letter|record rejected|batch rejected"),
+         "conflict: nothing rejected or dead-lettered")
+    t.is_(w.stop(), 0, "conflict: TERM exits 0")
 
 
 def main(t):
@@ -371,6 +421,9 @@ def main(t):
 
     # -- 6. responses longer than ring_size/8 --
     cut_response(t, pg, r, up)
+
+    # -- 7. a COPY meets a request_key in the table --
+    key_conflict(t, pg, r, up)
 
 
 harness.run(main)

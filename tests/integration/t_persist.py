@@ -196,7 +196,11 @@ def main(t):
     wst = pl.gateway(t, "st503", pg, r, up, TABLE, url=base + "/status/503")
     wref = pl.gateway(t, "refused", pg, r, up, TABLE,
                       url="http://127.0.0.1:%d/echo" % harness.free_port())
-    nul_bad = b'{"a":"x\x00y","b":"\xff\xfe\xc3\x28\xed\xa0\x80\xe2\x82z","c":"\xf0\x9f\x98\x80"}'
+    # NUL and bad UTF-8 (stored as U+FFFD), and what COPY's text format
+    # must escape or could misread: tab, newline, CR, backslashes, "\."
+    # alone on a line, "\N", other control bytes (stored as they are).
+    nul_bad = (b'{"a":"x\x00y","b":"\xff\xfe\xc3\x28\xed\xa0\x80\xe2\x82z","c":"\xf0\x9f\x98\x80",'
+               b'"d":"\t\n\\.\n\r\\N \\\\ \x01\x1f\x7f"}')
     whex = pl.gateway(t, "hex", pg, r, up, TABLE, url=base + "/hex/" + nul_bad.hex())
     winv = pl.gateway(t, "inv", pg, r, up, TABLE, url=base + "/invalid-utf8")
     for g in (wst, wref, whex, winv):
@@ -238,7 +242,8 @@ def main(t):
          "502: the row's error text is the reply's")
     exp = pl.replace_invalid(nul_bad)
     t.ok(all(one(json_text("hex-%d" % i)).get("response") == exp for i in range(3)),
-         "NUL and invalid UTF-8 body: landed with U+FFFD per bad byte",
+         "NUL and invalid UTF-8 body: landed with U+FFFD per bad byte, control bytes and "
+         "backslashes as they were",
          lambda: "got %r\nexpected %r" % (one(json_text("hex-0")).get("response"), exp))
     import upstream as upmod
     exp = pl.replace_invalid(upmod.INVALID_UTF8)

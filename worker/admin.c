@@ -64,7 +64,9 @@ admin_metrics(struct conn *c)
 
 	metrics_render(&b);
 	/* conn_http_respond() copies the body. */
-	conn_http_respond(c, 200, NULL, b.b_p, b.b_len);
+	/* The text exposition format's media type, with its version. */
+	conn_http_respond_type(c, 200, "text/plain; version=0.0.4; "
+	    "charset=utf-8", NULL, b.b_p, b.b_len);
 	buf_free(&b);
 }
 

@@ -417,6 +417,14 @@ void
 conn_http_respond(struct conn *c, int status, const char *extra,
     const char *body, size_t len)
 {
+	conn_http_respond_type(c, status, "text/plain; charset=utf-8", extra,
+	    body, len);
+}
+
+void
+conn_http_respond_type(struct conn *c, int status, const char *type,
+    const char *extra, const char *body, size_t len)
+{
 	const struct http_request	*r = &c->c_head->hd_req;
 	char				 head[1024];
 	int				 n, with_body;
@@ -426,11 +434,11 @@ conn_http_respond(struct conn *c, int status, const char *extra,
 	n = snprintf(head, sizeof(head),
 	    "HTTP/1.1 %d %s\r\n"
 	    "Server: wsgate\r\n"
-	    "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Type: %s\r\n"
 	    "Content-Length: %zu\r\n"
 	    "%s"
 	    "Connection: close\r\n"
-	    "\r\n", status, http_reason(status), body != NULL ? len : 0,
+	    "\r\n", status, http_reason(status), type, body != NULL ? len : 0,
 	    extra != NULL ? extra : "");
 	if (n < 0 || (size_t)n >= sizeof(head)) {
 		conn_close(c);

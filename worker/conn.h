@@ -95,6 +95,10 @@ void		 conn_sweep(struct worker *);
  */
 void		 conn_http_respond(struct conn *, int status,
 		    const char *extra, const char *body, size_t len);
+/* The same with a Content-Type other than text/plain's. */
+void		 conn_http_respond_type(struct conn *, int status,
+		    const char *type, const char *extra, const char *body,
+		    size_t len);
 
 /*
  * Append to the output buffer; it is written before the loop next

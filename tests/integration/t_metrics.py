@@ -212,7 +212,8 @@ class Scrape:
 
 def check_format(t, sc, label):
     t.is_(sc.status, 200, "%s: /metrics 200" % label)
-    t.like(sc.ctype, r"^text/plain", "%s: Content-Type text/plain" % label)
+    t.like(sc.ctype, r"^text/plain; version=0\.0\.4(;|$)",
+           "%s: Content-Type text/plain; version=0.0.4 (the text exposition format)" % label)
     t.ok(not sc.errors, "%s: strict parse of the text format 0.0.4 (%d series)" % (
         label, len(sc.samples)), lambda: "\n".join(sc.errors[:20]))
     py = prometheus_client_python()

@@ -54,6 +54,8 @@ usage: persist.sh --wsgate PATH --wsgate-off PATH [options]
   --profile DIR       afterwards, perf record -g the dbwriter and one
                       worker of the "on" gateway under load (if perf works)
   --keep              keep the temp dir
+  --set "KEY VALUE"   a wsgate.conf line for both gateways (repeatable),
+                      e.g. --set "db_batch_size 2000"
   -h, --help          this text
 EOF
 }
@@ -78,6 +80,7 @@ max_load=1.0
 load_wait=40
 profile=""
 keep=0
+extra_conf=""
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -98,6 +101,7 @@ while [ $# -gt 0 ]; do
 	--load-wait) load_wait=$2; shift ;;
 	--profile) profile=$2; shift ;;
 	--keep) keep=1 ;;
+	--set) extra_conf+="$2"$'\n'; shift ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "persist.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -212,8 +216,21 @@ foreign_bench() {
 	for p in $(pgrep -f 'pipeline\.sh|run\.sh|wsbench' 2>/dev/null || true); do
 		case $mine in *" $p "*) continue ;; esac
 		[ -r "/proc/$p/cmdline" ] || continue
+		# Our own command substitutions (this one among them) are
+		# copies of this script, its command line included.
+		descendant "$p" && continue
 		echo "$p"
 	done
+}
+# 0 if process $1 is a descendant of this script.
+descendant() {
+	local p=$1 n
+	for n in 1 2 3 4 5 6; do
+		p=$(awk '{ print $4 }' "/proc/$p/stat" 2>/dev/null) || return 1
+		[ -n "$p" ] && [ "$p" -gt 1 ] || return 1
+		[ "$p" != $$ ] || return 0
+	done
+	return 1
 }
 
 last_others=""
@@ -368,6 +385,7 @@ runtime_dir $dir/run
 spool_dir $dir/spool
 pidfile $dir/wsgate.pid
 log_file $dir/wsgate.log
+$extra_conf
 EOF
 	prlimit --as=$((8388608 * 1024)) timeout -k 10 "$total_limit" \
 	    "$bin" -c "$dir/wsgate.conf" >"$dir/wsgate.out" 2>&1 &
@@ -563,7 +581,7 @@ label() {
 }
 echo
 echo "Persistence benchmark, median of $runs runs ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r), $(grep -m 1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
-echo "wsgate $wsgate (source tree: $(cd "$here" && git describe --always --dirty 2>/dev/null || echo '?')); off: ${wsgate_off:-none}; $workers workers, 1 dbwriter, db_batch_size/db_flush_interval defaults; PostgreSQL $("$pg_bindir/postgres" --version | sed 's/.*) //') (fsync on; data dir on $(df -T "$tmp" | awk 'NR == 2 { print $2 }')); Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///')"
+echo "wsgate $wsgate (source tree: $(cd "$here" && git describe --always --dirty 2>/dev/null || echo '?')); off: ${wsgate_off:-none}; $workers workers, 1 dbwriter, other keys at their defaults${extra_conf:+ but: $(echo "$extra_conf" | sed '/^$/d' | paste -sd, -)}; PostgreSQL $("$pg_bindir/postgres" --version | sed 's/.*) //') (fsync on; data dir on $(df -T "$tmp" | awk 'NR == 2 { print $2 }')); Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///')"
 echo "closed loop $conns x $inflight, ${size}-byte messages, ${warmup}s warmup + ${duration}s"
 echo
 echo "| mode | runs ok | msgs/s | 2xx msgs/s | p50 ms | p99 ms | wsgate CPU us/msg | rows/s in PostgreSQL | last row landed after load, s | dbwriter CPU ms / 1000 rows | PostgreSQL CPU ms / 1000 rows | extra rows (replies not read) | duplicates | batches spooled | non-2xx | load before | machine busy % | other % |"

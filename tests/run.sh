@@ -87,9 +87,21 @@ if [ "${WSGATE_NO_APT:-0}" != 1 ] && command -v dpkg-query >/dev/null 2>&1; then
 		fi
 		export DEBIAN_FRONTEND=noninteractive
 		$SUDO apt-get update -q || die_build "apt-get update"
+		# The packages' services are not wanted (the tests start
+		# private instances), least of all Prometheus on :9090, the
+		# default admin_listen port: a policy-rc.d for the install
+		# keeps invoke-rc.d and deb-systemd-invoke from starting them.
+		policy=/usr/sbin/policy-rc.d made_policy=
+		if [ ! -e $policy ] &&
+		    printf '#!/bin/sh\nexit 101\n' | $SUDO tee $policy >/dev/null &&
+		    $SUDO chmod 755 $policy; then
+			made_policy=1
+		fi
 		# shellcheck disable=SC2086
-		$SUDO apt-get install -y -q --no-install-recommends $missing ||
-			die_build "apt-get install $missing"
+		$SUDO apt-get install -y -q --no-install-recommends $missing
+		rc=$?
+		[ -z "$made_policy" ] || $SUDO rm -f $policy
+		[ $rc -eq 0 ] || die_build "apt-get install $missing"
 	else
 		say "all packages installed"
 	fi

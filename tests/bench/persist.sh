@@ -2,7 +2,7 @@
 #
 # Persistence benchmark (issue 5, tests/bench/README.md "Persistence
 # benchmark"): the whole request path with the persistence path on
-# (worker ring -> SOCK_SEQPACKET -> dbwriter -> batched INSERT into a
+# (worker ring -> SOCK_SEQPACKET -> dbwriter -> batched COPY (or INSERT) into a
 # private PostgreSQL) against the same gateway without persistence, same
 # Redis (user configs, half EDN, half JSON) and nginx upstream.
 #

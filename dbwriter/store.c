@@ -269,8 +269,15 @@ store_add(uint64_t peer_id, uint64_t seq, const void *rec, size_t len)
 	it->it_len = len;
 	memcpy(it->it_data, rec, len);
 	TAILQ_INSERT_TAIL(&st.pending, it, it_entry);
-	if (!ev_is_active(&st.flush_timer))
+	if (!ev_is_active(&st.flush_timer)) {
+		/*
+		 * A full interval: libev keeps the time that was left when
+		 * batch_cut() stopped the timer, not the delay.
+		 */
+		ev_timer_set(&st.flush_timer,
+		    st.cfg->c_db_flush_interval / 1000.0, 0.);
 		ev_timer_start(st.loop, &st.flush_timer);
+	}
 	if (++st.npending >= st.cfg->c_db_batch_size)
 		store_step();
 	else if (st.npending == 1 && !ev_is_active(&st.spool_timer))

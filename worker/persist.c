@@ -5,9 +5,12 @@
  * worker) everything not acknowledged is sent again from the ring, and
  * the table's unique request_key makes the insert idempotent.
  *
- * Records go several to a packet (IPC_RECORDS): the records a loop
- * iteration appended usually leave in one send(2), where one packet per
- * record cost a system call for most messages.
+ * Records go several to a packet (IPC_RECORDS), and wait up to
+ * PERSIST_HOLD_S for more (or until a packet's worth is waiting) before
+ * they leave: they are safe in the ring meanwhile, and the dbwriter's
+ * commit takes far longer anyway.  Sending what each loop iteration
+ * appended woke the dbwriter thousands of times a second under load, and
+ * each wake-up could preempt a worker in the middle of an iteration.
  */
 #include "autoconf.h"
 
@@ -35,6 +38,8 @@
 #define PERSIST_HEADROOM_DIV	8
 /* The record header, the ring's per-record header and padding. */
 #define PERSIST_RECORD_SLACK	64
+/* Seconds appended records may wait to leave with later ones. */
+#define PERSIST_HOLD_S		0.002
 /* Seconds between log lines about responses stored cut. */
 #define PERSIST_CUT_LOG_EVERY	60.0
 
@@ -50,6 +55,8 @@ static struct {
 	ev_io			 rio;
 	ev_io			 wio;
 	ev_timer		 retry;
+	ev_timer		 hold;		/* records waiting for more */
+	size_t			 held;		/* their bytes */
 	unsigned int		 backoff_ms;
 	struct ring_cursor	 cursor;
 	/* The record being sent, possibly in pieces. */
@@ -74,6 +81,7 @@ static int	persist_cut(struct record *, size_t, char *, size_t);
 static void	persist_read_cb(struct ev_loop *, ev_io *, int);
 static void	persist_write_cb(struct ev_loop *, ev_io *, int);
 static void	persist_retry_cb(struct ev_loop *, ev_timer *, int);
+static void	persist_hold_cb(struct ev_loop *, ev_timer *, int);
 
 void
 persist_init(struct ev_loop *loop, const struct config *cfg, void *mem,
@@ -101,6 +109,7 @@ persist_init(struct ev_loop *loop, const struct config *cfg, void *mem,
 	ev_init(&ps.rio, persist_read_cb);
 	ev_init(&ps.wio, persist_write_cb);
 	ev_timer_init(&ps.retry, persist_retry_cb, 0., 0.);
+	ev_timer_init(&ps.hold, persist_hold_cb, 0., 0.);
 	persist_connect();
 }
 
@@ -209,9 +218,27 @@ persist_append(const struct record *r)
 	tmp.r_seq = seq;
 	record_encode(&tmp, p, len);
 	ring_commit(ps.ring);
-	if (ps.connected && !ev_is_active(&ps.wio))
-		ev_io_start(ps.loop, &ps.wio);
+	if (!ps.connected || ev_is_active(&ps.wio))
+		return 0;	/* sent on connection, or when writable */
+	if ((ps.held += len) >= IPC_RECORDS_ROOM) {
+		ev_timer_stop(ps.loop, &ps.hold);
+		persist_flush();
+	} else if (!ev_is_active(&ps.hold)) {
+		/* (libev keeps a stopped timer's time left, not its delay) */
+		ev_timer_set(&ps.hold, PERSIST_HOLD_S, 0.);
+		ev_timer_start(ps.loop, &ps.hold);
+	}
 	return 0;
+}
+
+static void
+persist_hold_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)t;
+	(void)revents;
+	if (ps.connected && !ev_is_active(&ps.wio))
+		persist_flush();
 }
 
 /* ---- Connection ---- */
@@ -366,6 +393,8 @@ persist_flush(void)
 			start = ps.cursor;
 			if ((len = persist_pack()) == 0 && ps.cur == NULL) {
 				ev_io_stop(ps.loop, &ps.wio);
+				ev_timer_stop(ps.loop, &ps.hold);
+				ps.held = 0;
 				return;
 			}
 		}
@@ -448,6 +477,7 @@ void
 persist_shutdown(void)
 {
 	ev_timer_stop(ps.loop, &ps.retry);
+	ev_timer_stop(ps.loop, &ps.hold);
 	if (ps.fd != -1) {
 		ev_io_stop(ps.loop, &ps.rio);
 		ev_io_stop(ps.loop, &ps.wio);

@@ -287,6 +287,38 @@ def key_conflict(t, pg, r, up):
     t.is_(w.stop(), 0, "conflict: TERM exits 0")
 
 
+def flush_interval(t, pg, r, up):
+    """A partial batch waits a whole db_flush_interval after its first
+    record, also when the interval's timer was stopped early by a batch
+    cut for size (libev keeps a stopped timer's time left: restarted
+    as it was, it fired early)."""
+    table = "flushiv"
+    w = t.wsgate("flushiv", upstream=up, postgres=pg, redis_port=r.port, pg_table=table,
+                 db_flush_interval="2s", db_batch_size=2, db_spool_after="60s")
+    w.start()
+    t.ok(pl.wait_table(w, pg, table), "flush: table created")
+    ws = WS.connect(w.port, timeout=T(5))
+
+    def ask(rid):
+        ws.send_text(json.dumps({"id": rid, "user-id": "u1", "payload": 1}))
+        ws.recv_message(T(10))
+        return time.monotonic()
+
+    def have(rid):
+        return pl.row_counts(pg, table).get(pl.json_text(rid), 0)
+    ask("f-1")                 # the timer starts: 2 s
+    time.sleep(1.5)
+    ask("f-2")                 # a full batch of 2: cut, the timer stopped 0.5 s early
+    t.ok(harness.wait_for(lambda: have("f-2"), T(5), 0.05), "flush: a full batch lands at once")
+    time.sleep(0.3)
+    t0 = ask("f-3")            # alone: it waits for the interval
+    time.sleep(max(0.0, t0 + 1.2 - time.monotonic()))
+    t.is_(have("f-3"), 0, "flush: a lone record is not written 1.2 s into a 2 s interval")
+    t.ok(harness.wait_for(lambda: have("f-3"), T(5), 0.05), "flush: ... and is written after it")
+    ws.close()
+    t.is_(w.stop(), 0, "flush: TERM exits 0")
+
+
 def main(t):
     t.need_binary()
     if not harness.pg_bindir():
@@ -424,6 +456,9 @@ def main(t):
 
     # -- 7. a COPY meets a request_key in the table --
     key_conflict(t, pg, r, up)
+
+    # -- 8. db_flush_interval after an early stop of its timer --
+    flush_interval(t, pg, r, up)
 
 
 harness.run(main)

@@ -197,21 +197,25 @@ def msg(i, payload):
 
 def burst(w, nconns, per, tag):
     """`per` requests on each of `nconns` new connections, all sent before
-    any reply is read: (replies with status 200, seconds taken)."""
+    any reply is read: (replies with status 200, seconds taken, the other
+    replies)."""
     cs = [Client(w.port) for _ in range(nconns)]
     t0 = time.monotonic()
     for k, cl in enumerate(cs):
         for j in range(per):
             cl.send(msg("%s%d-%d" % (tag, k, j), "%d" % j))
-    got = 0
+    got, bad = 0, []
     for cl in cs:
         for _ in range(per):
             rep = cl.recv(T(10))
-            got += rep.obj is not None and rep.obj.get("status") == 200
+            if rep.obj is not None and rep.obj.get("status") == 200:
+                got += 1
+            else:
+                bad.append(rep)
     dt = time.monotonic() - t0
     for cl in cs:
         cl.close()
-    return got, dt
+    return got, dt, bad
 
 
 def keepalive(t, r, up):
@@ -247,9 +251,10 @@ def keepalive(t, r, up):
 
     # upstream_max_connections 4 is a bound: 16 slow requests at once.
     up.reset()
-    got, _ = burst(w, 4, 4, "m")
+    got, _, bad = burst(w, 4, 4, "m")
     _, conns, max_open, _ = up.snapshot()
-    t.is_(got, 16, "16 requests over upstream_max_connections 4: all 200")
+    t.is_(got, 16, "16 requests over upstream_max_connections 4: all 200",
+          lambda: repr(bad[:5]))
     t.ok(max_open <= 4, "at most 4 connections open at once (%d)" % max_open)
     w.stop()
 
@@ -257,9 +262,10 @@ def keepalive(t, r, up):
 def slow_bound(t, r, up):
     w = gateway(t, r, up, "/slow", "bound", upstream_max_connections=2)
     up.reset()
-    got, dt = burst(w, 3, 2, "b")
+    got, dt, bad = burst(w, 3, 2, "b")
     _, conns, max_open, _ = up.snapshot()
-    t.is_(got, 6, "6 slow (0.3 s) requests, upstream_max_connections 2: all 200")
+    t.is_(got, 6, "6 slow (0.3 s) requests, upstream_max_connections 2: all 200",
+          lambda: repr(bad[:5]))
     t.ok(max_open <= 2, "never more than 2 connections open at once (%d)" % max_open)
     t.ok(dt >= 0.85, "they waited their turn: 3 rounds of 0.3 s (%.2fs)" % dt)
     t.ok(conns <= 2, "connections reused, not reopened (%d opened)" % conns)

@@ -141,9 +141,11 @@ stats_slot_end(enum stats_role role, int slot)
 		return;
 	stats_set(&sp->sp_pid, 0);
 	stats_set(&sp->sp_dep, STATS_DEP_UNKNOWN);
-	if (role == STATS_WORKER)
+	if (role == STATS_WORKER) {
 		stats_set(&region->sr_worker[slot].sw_connections, 0);
-	else {
+		stats_set(&region->sr_worker[slot].sw_sockets, 0);
+		stats_set(&region->sr_worker[slot].sw_accepting, 0);
+	} else {
 		stats_set(&region->sr_dbwriter[slot].sd_pg_conns, 0);
 		stats_set(&region->sr_dbwriter[slot].sd_spool_bytes, 0);
 	}

@@ -131,6 +131,9 @@ struct stats_proc {
 struct stats_worker {
 	struct stats_proc sw_proc;
 	uint64_t	sw_connections;		/* gauge: open WebSockets */
+	/* Accept balance between workers (not exported). */
+	uint64_t	sw_sockets;		/* gauge: client sockets open */
+	uint64_t	sw_accepting;		/* gauge: 1 while accepting */
 	uint64_t	sw_connections_total;
 	uint64_t	sw_handshakes_failed[STATS_NHANDSHAKE];
 	uint64_t	sw_messages_in;

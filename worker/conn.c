@@ -110,6 +110,7 @@ conn_new(struct worker *w, int fd, int admin, SSL_CTX *ssl_ctx)
 	}
 	TAILQ_INSERT_TAIL(&w->w_conns, c, c_entry);
 	w->w_nconns++;
+	stats_set(&stats_w->sw_sockets, w->w_nconns);
 	ev_io_start(w->w_loop, &c->c_rio);
 	conn_timer_update(c);
 	return c;
@@ -144,6 +145,7 @@ conn_close(struct conn *c)
 	TAILQ_REMOVE(&w->w_conns, c, c_entry);
 	TAILQ_INSERT_TAIL(&w->w_dead, c, c_entry);
 	w->w_nconns--;
+	stats_set(&stats_w->sw_sockets, w->w_nconns);
 	worker_conn_gone(w);
 }
 

@@ -27,6 +27,13 @@
 #define ACCEPT_BATCH		64	/* per readiness, then let others run */
 #define ACCEPT_RESUME_S		0.1	/* after EMFILE/ENFILE */
 #define ACCEPT_YIELD_S		0.01	/* nearly full: let siblings accept */
+/*
+ * Accept balance: a worker with more than ACCEPT_SLACK connections over
+ * the least loaded sibling that is accepting leaves new connections to
+ * it, for at most ACCEPT_DEFER_S (the sibling may be busy).
+ */
+#define ACCEPT_SLACK		4
+#define ACCEPT_DEFER_S		0.001
 
 static struct worker	 worker;	/* large: w_rbuf */
 static struct stats_loop worker_stats;
@@ -50,6 +57,7 @@ worker_accept_enable(struct worker *w, int on)
 {
 	size_t	i;
 
+	stats_set(&stats_w->sw_accepting, on && w->w_accepting);
 	for (i = 0; i < w->w_naccept; i++) {
 		if (w->w_accept[i].wa_l.wl_fd == -1)
 			continue;
@@ -102,16 +110,67 @@ worker_tick(void *arg)
 	stats_set(&stats_w->sw_ring_records, ring_count(worker_ring));
 }
 
+/*
+ * The fewest client sockets a sibling worker has that is taking new
+ * connections (alive, not draining, not stepping aside), or UINT64_MAX.
+ * The kernel wakes every worker for a new connection and the first to
+ * call accept() gets it, so without this one worker could end up with
+ * all of a burst.
+ */
+static uint64_t
+worker_least_sibling(const struct worker *w)
+{
+	const struct stats_worker	*sw;
+	uint64_t			 least = UINT64_MAX, n, now = now_ms();
+	int				 i;
+
+	for (i = 0; i < stats_nslots(STATS_WORKER); i++) {
+		if (i == w->w_slot)
+			continue;
+		sw = (const struct stats_worker *)(const void *)
+		    stats_proc_of(STATS_WORKER, i);
+		if (!stats_proc_fresh(&sw->sw_proc, now) ||
+		    !stats_get(&sw->sw_accepting))
+			continue;
+		if ((n = stats_get(&sw->sw_sockets)) < least)
+			least = n;
+	}
+	return least;
+}
+
+/*
+ * 1 to leave the pending connection to a lighter sibling, which the
+ * kernel woke for it too: the listener stays readable, so we look again
+ * next iteration.  0 once it has waited ACCEPT_DEFER_S (the sibling is
+ * busy): then we take it.
+ */
+static int
+worker_accept_defer(struct worker *w)
+{
+	ev_tstamp	now = ev_now(w->w_loop);
+
+	/* A mark older than a deferral could last is from an earlier one. */
+	if (w->w_defer_since == 0 ||
+	    now - w->w_defer_since > 4 * ACCEPT_DEFER_S)
+		w->w_defer_since = now;
+	return now - w->w_defer_since < ACCEPT_DEFER_S;
+}
+
 static void
 worker_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct worker_accept	*wa = io->data;
 	struct worker		*w = wa->wa_worker;
+	uint64_t		 least;
 	int			 i, fd;
 
 	(void)loop;
 	(void)revents;
+	least = w->w_cfg->c_workers > 1 ? worker_least_sibling(w) : UINT64_MAX;
 	for (i = 0; i < ACCEPT_BATCH && w->w_accepting; i++) {
+		if (least != UINT64_MAX && w->w_nconns > least + ACCEPT_SLACK &&
+		    worker_accept_defer(w))
+			return;
 		fd = accept4(wa->wa_l.wl_fd, NULL, NULL,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
@@ -149,6 +208,7 @@ worker_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 				return;
 			}
 		}
+		w->w_defer_since = 0;
 		if (w->w_nconns >= w->w_cfg->c_max_connections) {
 			worker_reject(fd);
 			continue;

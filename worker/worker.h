@@ -39,6 +39,7 @@ struct worker {
 	struct worker_accept	 w_accept[CONFIG_MAX_LISTEN + 1];
 	size_t			 w_naccept;
 	int			 w_accepting;
+	ev_tstamp		 w_defer_since;	/* accept balance, see worker.c */
 	ev_timer		 w_accept_resume;	/* after EMFILE */
 	uint64_t		 w_emfile_logged;
 

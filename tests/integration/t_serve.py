@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """wsgate starts and serves: the process tree (master, N workers, M
 dbwriters), the admin listener's /healthz and 404s, the client listener's
-404, privilege drop with `user`, and many concurrent connections."""
+404, privilege drop with `user`, many concurrent connections, and a burst
+of WebSockets spread over the workers."""
 
 import os
 import re
@@ -13,6 +14,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import T  # noqa: E402
+import persistlib as pl  # noqa: E402
+from wsclient import WS  # noqa: E402
 
 
 def concurrent_gets(port, path, n, timeout):
@@ -139,6 +142,19 @@ def main(t):
     t.is_(statuses.count(404), n, "%d concurrent client connections all answered 404" % n,
           diag=lambda: "errors: %r" % errors[:10])
     t.is_(sorted(w.pids("worker")), sorted(workers), "no worker died under load")
+
+    # -- accept balance: a burst of WebSockets spreads over the workers --
+    n = 90
+    conns = [WS.connect(w.port, "/ws", timeout=T(5)) for _ in range(n)]
+    time.sleep(0.2)
+    per = {p: pl.client_conns(p, w.port) for p in workers}
+    t.is_(sum(per.values()), n, "accept balance: %d WebSockets open" % n,
+          diag=lambda: repr(per))
+    t.ok(min(per.values()) >= n // 6, "accept balance: every one of 3 workers has at least "
+         "%d of %d connections opened in a burst (%s)"
+         % (n // 6, n, "/".join(str(v) for v in sorted(per.values()))))
+    for c in conns:
+        c.close()
 
     # -- privilege drop --
     if not harness.IS_ROOT:

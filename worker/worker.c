@@ -33,7 +33,7 @@
  * it, for at most ACCEPT_DEFER_S (the sibling may be busy).
  */
 #define ACCEPT_SLACK		4
-#define ACCEPT_DEFER_S		0.001
+#define ACCEPT_DEFER_S		0.002
 
 static struct worker	 worker;	/* large: w_rbuf */
 static struct stats_loop worker_stats;
@@ -47,6 +47,7 @@ static void	worker_stop_timer_cb(struct ev_loop *, ev_timer *, int);
 static void	worker_sweep_cb(struct ev_loop *, ev_check *, int);
 static void	worker_flush_cb(struct ev_loop *, ev_prepare *, int);
 static void	worker_accept_enable(struct worker *, int);
+static void	worker_accept_watch(struct worker *, int);
 static void	worker_stop_accepting(struct worker *);
 static void	worker_begin_stop(struct worker *, int);
 static void	worker_reject(int);
@@ -55,9 +56,16 @@ static void	worker_tick(void *);
 static void
 worker_accept_enable(struct worker *w, int on)
 {
+	stats_set(&stats_w->sw_accepting, on && w->w_accepting);
+	worker_accept_watch(w, on);
+}
+
+/* Watch the listeners or not (siblings are not told: a short pause). */
+static void
+worker_accept_watch(struct worker *w, int on)
+{
 	size_t	i;
 
-	stats_set(&stats_w->sw_accepting, on && w->w_accepting);
 	for (i = 0; i < w->w_naccept; i++) {
 		if (w->w_accept[i].wa_l.wl_fd == -1)
 			continue;
@@ -140,9 +148,9 @@ worker_least_sibling(const struct worker *w)
 
 /*
  * 1 to leave the pending connection to a lighter sibling, which the
- * kernel woke for it too: the listener stays readable, so we look again
- * next iteration.  0 once it has waited ACCEPT_DEFER_S (the sibling is
- * busy): then we take it.
+ * kernel woke for it too: we stop watching the listeners for
+ * ACCEPT_DEFER_S.  0 once it has waited that long (the sibling is busy):
+ * then we take it.
  */
 static int
 worker_accept_defer(struct worker *w)
@@ -153,7 +161,12 @@ worker_accept_defer(struct worker *w)
 	if (w->w_defer_since == 0 ||
 	    now - w->w_defer_since > 4 * ACCEPT_DEFER_S)
 		w->w_defer_since = now;
-	return now - w->w_defer_since < ACCEPT_DEFER_S;
+	if (now - w->w_defer_since >= ACCEPT_DEFER_S)
+		return 0;
+	worker_accept_watch(w, 0);
+	ev_timer_set(&w->w_accept_resume, ACCEPT_DEFER_S, 0.);
+	ev_timer_start(w->w_loop, &w->w_accept_resume);
+	return 1;
 }
 
 static void

@@ -27,8 +27,10 @@ usage() {
 	cat <<'EOF'
 usage: persist.sh --wsgate PATH --wsgate-off PATH [options]
   --wsgate PATH       wsgate with persistence (default $WSGATE_BIN, ./wsgate)
-  --wsgate-off PATH   wsgate from before persistence (commit b87d2e5);
-                      without it the "off" mode is skipped
+  --wsgate-off PATH   wsgate without persistence: the same commit with
+                      worker/persist.c patched off (tests/bench/README.md),
+                      or one from before persistence (b87d2e5); without
+                      it the "off" mode is skipped
   --wsbench PATH      wsbench binary (default next to this script, then
                       ./tests/bench/wsbench)
   --runs N            runs per mode, median reported (default 3)
@@ -576,7 +578,7 @@ label() {
 	case $1 in
 	on) echo "ON (fsync, synchronous_commit on)" ;;
 	async) echo "ON (synchronous_commit=off)" ;;
-	off) echo "OFF (b87d2e5, no persistence)" ;;
+	off) echo "OFF (--wsgate-off, no persistence)" ;;
 	esac
 }
 echo

@@ -287,10 +287,10 @@ pg_insert(struct pg *pg, const char *const params[PG_NPARAMS],
 }
 
 int
-pg_copy(struct pg *pg, const void *data, size_t len, pg_done_fn *done,
-    void *arg)
+pg_copy(struct pg *pg, struct buf *rows, pg_done_fn *done, void *arg)
 {
-	char	sql[512];
+	char		sql[512];
+	struct buf	old;
 
 	if (pg->pg_state != PG_READY)
 		return -1;
@@ -301,9 +301,14 @@ pg_copy(struct pg *pg, const void *data, size_t len, pg_done_fn *done,
 		pg_fail(pg, "PostgreSQL send failed");
 		return -1;
 	}
-	/* The rows go once the server is ready for them (pg_copy_put()). */
-	buf_reset(&pg->pg_copy_data);
-	buf_append(&pg->pg_copy_data, data, len);
+	/*
+	 * The rows go once the server is ready for them (pg_copy_put()):
+	 * keep them by taking the caller's buffer, giving it ours.
+	 */
+	old = pg->pg_copy_data;
+	pg->pg_copy_data = *rows;
+	*rows = old;
+	buf_reset(rows);
 	pg->pg_copy_off = 0;
 	pg->pg_copy = PG_COPY_START;
 	pg_start(pg, done, arg);

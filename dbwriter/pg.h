@@ -89,15 +89,15 @@ int	pg_insert(struct pg *, const char *const params[PG_NPARAMS],
 	    pg_done_fn *done, void *arg);
 
 /*
- * Insert rows with COPY ... FROM STDIN: `data` (copied) is `len` bytes of
- * rows in COPY's text format, columns as for pg_insert(), '\t' between
- * them, '\n' after each row.  Cheaper for the server than pg_insert()
- * (no ON CONFLICT check, no array parsing), but all or nothing: a
- * request_key already in the table fails the batch with SQLSTATE 23505.
- * Returns 0 (done will be called) or -1 if the connection is not idle.
+ * Insert rows with COPY ... FROM STDIN: `rows` holds them in COPY's text
+ * format, columns as for pg_insert(), '\t' between them, '\n' after each
+ * row.  Cheaper for the server than pg_insert() (no ON CONFLICT check, no
+ * array parsing), but all or nothing: a request_key already in the table
+ * fails the batch with SQLSTATE 23505.  Returns 0 (done will be called;
+ * the rows were taken, *rows is an empty buffer to reuse) or -1 if the
+ * connection is not idle (*rows untouched).
  */
-int	pg_copy(struct pg *, const void *data, size_t len, pg_done_fn *done,
-	    void *arg);
+int	pg_copy(struct pg *, struct buf *rows, pg_done_fn *done, void *arg);
 
 /* Close the connection and stop reconnecting. */
 void	pg_stop(struct pg *);

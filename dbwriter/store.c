@@ -762,7 +762,8 @@ store_dead_work(struct spool *sp, void *arg)
 	struct item	*it = TAILQ_FIRST(&b->b_items);
 
 	/* Logged by spool.c if it fails: the record is not retried. */
-	spool_dead_letter(sp, it->it_data, it->it_len, b->b_reason);
+	if (spool_dead_letter(sp, it->it_data, it->it_len, b->b_reason) == 0)
+		stats_inc(&stats_d->sd_dead_letters);	/* its only writer */
 	return SPOOL_OK;
 }
 

@@ -151,6 +151,7 @@ struct stats_dbwriter {
 	uint64_t	sd_pg_conns;		/* gauge: connections ready */
 	uint64_t	sd_batches;		/* committed */
 	uint64_t	sd_rows;		/* inserted */
+	uint64_t	sd_dead_letters;	/* from the disk thread */
 	uint64_t	sd_pg_errors[STATS_NPG_ERRORS];
 	uint64_t	sd_spool_bytes;		/* gauge, from the disk thread */
 	struct stats_hist sd_batch;

@@ -224,8 +224,12 @@ metrics_render(struct buf *b)
 	    "Rows inserted in PostgreSQL (duplicates of a resent record "
 	    "are not).",
 	    d.sd_rows);
+	scalar(b, "wsgate_records_dead_lettered_total", "counter",
+	    "Records PostgreSQL rejected on their own, moved to the "
+	    "dead-letter file.",
+	    d.sd_dead_letters);
 	family(b, "wsgate_db_batch_duration_seconds", "histogram",
-	    "Time from sending a batch's INSERT to its commit.");
+	    "Time from sending a batch (COPY or INSERT) to its commit.");
 	histogram(b, "wsgate_db_batch_duration_seconds", NULL, NULL,
 	    &d.sd_batch);
 	scalar(b, "wsgate_spool_bytes", "gauge",

@@ -10,6 +10,7 @@ character boundary, with a note, while the client gets it whole."""
 
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -287,6 +288,53 @@ def key_conflict(t, pg, r, up):
     t.is_(w.stop(), 0, "conflict: TERM exits 0")
 
 
+def poison_record(t, pg, r, up):
+    """A record PostgreSQL rejects for its data (here a CHECK constraint
+    on the table; in production e.g. a text column changed to json) fails
+    its batch's COPY: the batch is split in halves down to that record,
+    the others land once, and it goes to spool_dir/dead-letter, logged
+    and counted, never retried."""
+    table = "poison"
+    pg.psql("CREATE TABLE %s (id bigserial PRIMARY KEY, request_key text NOT NULL UNIQUE, "
+            "user_id text NOT NULL, client_id text CHECK (client_id IS DISTINCT FROM "
+            "'\"bad-1\"'), status integer, response text, error text, latency_ms double "
+            "precision, created_at timestamptz NOT NULL DEFAULT now())" % table)
+    w = t.wsgate("poison", upstream=up, postgres=pg, redis_port=r.port, pg_table=table,
+                 db_flush_interval="1s", db_batch_size=100, db_spool_after="60s")
+    w.start()
+    ws = WS.connect(w.port, timeout=T(5))
+    ids = ["p-%d" % i for i in range(4)] + ["bad-1"] + ["p-%d" % i for i in range(4, 9)]
+    for rid in ids:
+        ws.send_text(json.dumps({"id": rid, "user-id": "u1", "payload": 1}))
+    got = [json.loads(ws.recv_message(T(10))[1].decode()).get("status") for _ in ids]
+    ws.close()
+    t.is_(got, [200] * 10, "poison: 10 replies 200, bad-1's too")
+    rows_once(t, pg, table, [i for i in ids if i != "bad-1"], "poison")
+    t.ok(w.wait_log(r"dbwriter\[\d+\] warn: batch rejected sqlstate=23514: retrying its 10 "
+                    r"records in halves", T(5)), "poison: the batch's rejection logged",
+         diag=lambda: w.describe())
+    t.ok(w.wait_log(r"dbwriter\[\d+\] warn: record rejected, dead-lettered sqlstate=23514 "
+                    r"reason=\".*poison_client_id_check", T(10)),
+         "poison: the record rejected alone is dead-lettered, with PostgreSQL's reason")
+    t.is_(pg.psql("SELECT count(*) FROM %s WHERE client_id = '\"bad-1\"'" % table), [["0"]],
+          "poison: no row for bad-1")
+    dl = os.path.join(w.conf["spool_dir"], "dead-letter")
+    data = open(dl, "rb").read() if os.path.exists(dl) else b""
+    t.ok(data.count(b'"bad-1"') == 1 and b'"p-0"' not in data,
+         "poison: %s holds that record and no other (%d bytes)" % (dl, len(data)))
+
+    def dead():
+        st, body = harness.try_http_get(w.admin_port, "/metrics", T(2))
+        m = re.search(r"^wsgate_records_dead_lettered_total (\S+)$", body or "", re.M)
+        return float(m.group(1)) if m else None
+    t.ok(harness.wait_for(lambda: dead() == 1, T(5), 0.1),
+         "poison: wsgate_records_dead_lettered_total 1 (%r)" % dead())
+    time.sleep(1.5)
+    t.is_(len(w.grep_log(r"record rejected, dead-lettered")), 1,
+          "poison: never retried (one dead-letter line after another flush interval)")
+    t.is_(w.stop(), 0, "poison: TERM exits 0")
+
+
 def flush_interval(t, pg, r, up):
     """A partial batch waits a whole db_flush_interval after its first
     record, also when the interval's timer was stopped early by a batch
@@ -459,6 +507,9 @@ def main(t):
 
     # -- 8. db_flush_interval after an early stop of its timer --
     flush_interval(t, pg, r, up)
+
+    # -- 9. a record PostgreSQL rejects: split, dead-lettered --
+    poison_record(t, pg, r, up)
 
 
 harness.run(main)

@@ -58,6 +58,11 @@ usage: persist.sh --wsgate PATH --wsgate-off PATH [options]
   --keep              keep the temp dir
   --set "KEY VALUE"   a wsgate.conf line for both gateways (repeatable),
                       e.g. --set "db_batch_size 2000"
+  --gateway-cpus F    run each gateway (master, workers, dbwriter) in a
+                      CPU cgroup of its own limited to F CPUs (e.g. 0.6):
+                      the gateway, not the machine, sets the pace, as on
+                      a host whose clients, upstream and PostgreSQL are
+                      other machines (root; cgroup v1 "cpu" or v2 "cpu.max")
   -h, --help          this text
 EOF
 }
@@ -83,6 +88,7 @@ load_wait=40
 profile=""
 keep=0
 extra_conf=""
+gateway_cpus=""
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -104,6 +110,7 @@ while [ $# -gt 0 ]; do
 	--profile) profile=$2; shift ;;
 	--keep) keep=1 ;;
 	--set) extra_conf+="$2"$'\n'; shift ;;
+	--gateway-cpus) gateway_cpus=$2; shift ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "persist.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -119,6 +126,11 @@ for v in runs duration warmup conns inflight size users workers load_wait; do
 	esac
 done
 [ "$duration" -ge 3 ] || die "--duration must be >= 3"
+if [ -n "$gateway_cpus" ]; then
+	awk -v f="$gateway_cpus" 'BEGIN { exit !(f ~ /^[0-9]*\.?[0-9]+$/ && f >= 0.05) }' ||
+		die "--gateway-cpus needs a number of CPUs >= 0.05, not '$gateway_cpus'"
+	[ "$(id -u)" = 0 ] || die "--gateway-cpus needs root (it creates cgroups)"
+fi
 
 # ---- Tools ----
 
@@ -161,6 +173,7 @@ cleanup() {
 	for p in $pg_pids; do kill -INT "$p" 2>/dev/null || true; done
 	for p in $started; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in $started; do wait "$p" 2>/dev/null || true; done
+	for p in $cgroups; do rmdir "$p" 2>/dev/null || true; done
 	if [ "$keep" = 1 ]; then
 		note "kept $tmp"
 	else
@@ -168,6 +181,7 @@ cleanup() {
 	fi
 }
 gate_tpids=""
+cgroups=""		# CPU cgroups made for --gateway-cpus, removed on exit
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -366,9 +380,31 @@ wait_pipeline() {	# url pid
 	return 1
 }
 
+# A CPU cgroup limited to --gateway-cpus (period 10 ms, so that a
+# throttled gateway waits milliseconds, not a tenth of a second).
+cpu_cgroup() {	# mode -> $cg (not in $(...): it records the cgroup)
+	local d quota
+	quota=$(awk -v f="$gateway_cpus" 'BEGIN { printf "%d", f * 10000 }')
+	if [ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then	# v1
+		d=/sys/fs/cgroup/cpu/wsgate-persistbench-$$-$1
+		mkdir -p "$d" && echo 10000 >"$d/cpu.cfs_period_us" &&
+		    echo "$quota" >"$d/cpu.cfs_quota_us" || die "cannot set up cgroup $d"
+	elif grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then	# v2
+		grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control ||
+		    echo +cpu >/sys/fs/cgroup/cgroup.subtree_control ||
+		    die "cannot enable the cpu controller in /sys/fs/cgroup"
+		d=/sys/fs/cgroup/wsgate-persistbench-$$-$1
+		mkdir -p "$d" && echo "$quota 10000" >"$d/cpu.max" || die "cannot set up cgroup $d"
+	else
+		die "--gateway-cpus: no cgroup cpu controller (v1 /sys/fs/cgroup/cpu or v2 cpu.max)"
+	fi
+	cgroups="$d $cgroups"
+	cg=$d
+}
+
 declare -A url root gtpid glog
 gate_start() {	# mode binary pg_conninfo [attempt]
-	local m=$1 bin=$2 conn=$3 dir=$tmp/gate-$1 port aport try=${4:-1}
+	local m=$1 bin=$2 conn=$3 dir=$tmp/gate-$1 port aport try=${4:-1} cg
 	mkdir -p "$dir/run" "$dir/spool"
 	port=$(free_port) || die "no free port"
 	aport=$(free_port) || die "no free port"
@@ -389,8 +425,13 @@ pidfile $dir/wsgate.pid
 log_file $dir/wsgate.log
 $extra_conf
 EOF
-	prlimit --as=$((8388608 * 1024)) timeout -k 10 "$total_limit" \
-	    "$bin" -c "$dir/wsgate.conf" >"$dir/wsgate.out" 2>&1 &
+	cg=""
+	[ -z "$gateway_cpus" ] || cpu_cgroup "$m"
+	# The subshell joins the cgroup, then becomes the wrapper: wsgate and
+	# every child it forks are in it.
+	( [ -z "$cg" ] || echo "$BASHPID" >"$cg/cgroup.procs"
+	  exec prlimit --as=$((8388608 * 1024)) timeout -k 10 "$total_limit" \
+	    "$bin" -c "$dir/wsgate.conf" ) >"$dir/wsgate.out" 2>&1 &
 	gtpid[$m]=$!
 	gate_tpids="$gate_tpids $!"
 	url[$m]="ws://127.0.0.1:$port/ws"
@@ -583,7 +624,7 @@ label() {
 }
 echo
 echo "Persistence benchmark, median of $runs runs ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r), $(grep -m 1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
-echo "wsgate $wsgate (source tree: $(cd "$here" && git describe --always --dirty 2>/dev/null || echo '?')); off: ${wsgate_off:-none}; $workers workers, 1 dbwriter, other keys at their defaults${extra_conf:+ but: $(echo "$extra_conf" | sed '/^$/d' | paste -sd, -)}; PostgreSQL $("$pg_bindir/postgres" --version | sed 's/.*) //') (fsync on; data dir on $(df -T "$tmp" | awk 'NR == 2 { print $2 }')); Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///')"
+echo "wsgate $wsgate (source tree: $(cd "$here" && git describe --always --dirty 2>/dev/null || echo '?')); off: ${wsgate_off:-none}; $workers workers, 1 dbwriter${gateway_cpus:+ (each gateway in a cgroup of $gateway_cpus CPUs)}, other keys at their defaults${extra_conf:+ but: $(echo "$extra_conf" | sed '/^$/d' | paste -sd, -)}; PostgreSQL $("$pg_bindir/postgres" --version | sed 's/.*) //') (fsync on; data dir on $(df -T "$tmp" | awk 'NR == 2 { print $2 }')); Redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'); nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///')"
 echo "closed loop $conns x $inflight, ${size}-byte messages, ${warmup}s warmup + ${duration}s"
 echo
 echo "| mode | runs ok | msgs/s | 2xx msgs/s | p50 ms | p99 ms | wsgate CPU us/msg | rows/s in PostgreSQL | last row landed after load, s | dbwriter CPU ms / 1000 rows | PostgreSQL CPU ms / 1000 rows | extra rows (replies not read) | duplicates | batches spooled | non-2xx | load before | machine busy % | other % |"

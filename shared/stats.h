@@ -104,6 +104,13 @@ enum stats_upstream_error {
 	STATS_NUPSTREAM_ERRORS
 };
 
+/* Whose reads the loop's read budget put off (worker/budget.h). */
+enum stats_read_source {
+	STATS_READ_CLIENT = 0,		/* client connections */
+	STATS_READ_UPSTREAM,		/* upstream answers (built-in client) */
+	STATS_NREAD_SOURCES
+};
+
 enum stats_pg_error {
 	STATS_PG_CONNECTION = 0,	/* connect or set-up failed, or lost */
 	STATS_PG_STATEMENT,		/* an INSERT failed */
@@ -138,6 +145,7 @@ struct stats_worker {
 	uint64_t	sw_handshakes_failed[STATS_NHANDSHAKE];
 	uint64_t	sw_messages_in;
 	uint64_t	sw_messages_out;
+	uint64_t	sw_reads_later[STATS_NREAD_SOURCES];
 	uint64_t	sw_redis_errors[STATS_NREDIS_ERRORS];
 	uint64_t	sw_upstream_errors[STATS_NUPSTREAM_ERRORS];
 	uint64_t	sw_ring_bytes;		/* gauges of the slot's ring */

@@ -8,6 +8,9 @@
  * place; a connection owns memory only for what must outlive one read
  * (a request head, a partial message, unsent output), so an idle
  * WebSocket costs little more than struct conn.
+ *
+ * Client reads count against the loop's read budget (budget.h); admin
+ * connections' do not.
  */
 #include "autoconf.h"
 
@@ -38,6 +41,8 @@ enum {
 };
 
 static void	conn_read_cb(struct ev_loop *, ev_io *, int);
+static void	conn_read(struct conn *);
+static void	conn_read_later(void *);
 static void	conn_write_cb(struct ev_loop *, ev_io *, int);
 static void	conn_timer_cb(struct ev_loop *, ev_timer *, int);
 static ssize_t	conn_io_read(struct conn *, void *, size_t);
@@ -89,6 +94,7 @@ conn_new(struct worker *w, int fd, int admin, SSL_CTX *ssl_ctx)
 	ev_io_init(&c->c_rio, conn_read_cb, fd, EV_READ);
 	ev_io_init(&c->c_wio, conn_write_cb, fd, EV_WRITE);
 	c->c_rio.data = c->c_wio.data = c;
+	budget_item_init(&c->c_budget, STATS_READ_CLIENT, conn_read_later, c);
 	ev_init(&c->c_timer, conn_timer_cb);
 	c->c_timer.data = c;
 	c->c_deadline = ev_now(w->w_loop) +
@@ -132,6 +138,7 @@ conn_close(struct conn *c)
 		TAILQ_REMOVE(&w->w_flush, c, c_flush_entry);
 		c->c_flush_queued = 0;
 	}
+	budget_cancel(&c->c_budget);
 	if (c->c_ssl != NULL && !c->c_tls_closed) {
 		/* One non-blocking attempt at close_notify; never wait. */
 		SSL_shutdown(c->c_ssl);
@@ -560,6 +567,25 @@ conn_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (!c->c_admin && budget_later(&c->c_budget))
+		return;
+	conn_read(c);
+}
+
+/* A read the budget put off, now first in its iteration. */
+static void
+conn_read_later(void *arg)
+{
+	struct conn	*c = arg;
+
+	/* Not if reading stopped meanwhile (an HTTP response). */
+	if (ev_is_active(&c->c_rio))
+		conn_read(c);
+}
+
+static void
+conn_read(struct conn *c)
+{
 	if (c->c_write_wants_read) {
 		conn_flush(c);
 		if (c->c_state == CONN_CLOSED)

@@ -12,6 +12,7 @@
 #include <ev.h>
 #include <openssl/ssl.h>
 
+#include "budget.h"
 #include "http.h"
 #include "pipeline.h"
 #include "worker.h"
@@ -60,6 +61,7 @@ struct conn {
 	ev_io			 c_rio;
 	ev_io			 c_wio;
 	ev_timer		 c_timer;
+	struct budget_item	 c_budget;	/* client reads only */
 
 	ev_tstamp		 c_deadline;	/* handshake, linger, closing */
 	ev_tstamp		 c_last_rx;	/* idle and pong deadline */

@@ -33,6 +33,9 @@ static const char *const redis_err_names[STATS_NREDIS_ERRORS] = {
 static const char *const upstream_err_names[STATS_NUPSTREAM_ERRORS] = {
 	"timeout", "error"
 };
+static const char *const read_source_names[STATS_NREAD_SOURCES] = {
+	"client", "upstream"
+};
 static const char *const pg_err_names[STATS_NPG_ERRORS] = {
 	"connection", "statement"
 };
@@ -183,6 +186,10 @@ metrics_render(struct buf *b)
 	scalar(b, "wsgate_messages_sent_total", "counter",
 	    "WebSocket data messages sent to clients.",
 	    w.sw_messages_out);
+	enumerated(b, "wsgate_reads_deferred_total", "counter",
+	    "Reads put off to the next event-loop iteration by the "
+	    "iteration's read budget, by source.", "source",
+	    read_source_names, w.sw_reads_later, STATS_NREAD_SOURCES);
 
 	family(b, "wsgate_replies_total", "counter",
 	    "Replies to client requests, by the status they carry.");

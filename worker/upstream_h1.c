@@ -50,6 +50,7 @@
 
 #include <curl/curl.h>
 
+#include "budget.h"
 #include "h1resp.h"
 #include "log.h"
 #include "upstream_impl.h"
@@ -93,6 +94,7 @@ struct h1call {
 struct h1conn {
 	TAILQ_ENTRY(h1conn)	 k_entry;	/* h1.idle or h1.busy */
 	ev_io			 k_io;
+	struct budget_item	 k_budget;	/* answers count against it */
 	enum h1_conn_state	 k_state;
 	struct h1call		*k_call;
 	unsigned int		 k_requests;	/* sent on this connection */
@@ -154,6 +156,7 @@ static void	h1_dispatch(struct h1call *);
 static void	h1_pump(void);
 static int	h1_send(struct h1conn *);
 static void	h1_read(struct h1conn *);
+static void	h1_read_later(void *);
 static void	h1_conn_close(struct h1conn *);
 static void	h1_conn_lost(struct h1conn *, const char *, int);
 static void	h1_call_done(struct h1call *);
@@ -474,6 +477,8 @@ h1_connect(struct h1call *c)
 	k->k_state = K_CONNECTING;
 	ev_io_init(&k->k_io, h1_io_cb, fd, EV_WRITE);
 	k->k_io.data = k;
+	budget_item_init(&k->k_budget, STATS_READ_UPSTREAM, h1_read_later,
+	    k);
 	ev_io_start(h1.loop, &k->k_io);
 }
 
@@ -592,10 +597,18 @@ h1_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 			(void)h1_send(k);
 		}
 	} else if (!(revents & EV_WRITE) || h1_send(k) == 0) {
-		if (revents & EV_READ)
+		if ((revents & EV_READ) && !budget_later(&k->k_budget))
 			h1_read(k);
 	}
 	/* Connections were freed or closed: serve who waits. */
+	h1_pump();
+}
+
+/* An answer's read the loop's budget put off (budget.h). */
+static void
+h1_read_later(void *arg)
+{
+	h1_read(arg);
 	h1_pump();
 }
 
@@ -728,6 +741,7 @@ static void
 h1_conn_close(struct h1conn *k)
 {
 	ev_io_stop(h1.loop, &k->k_io);
+	budget_cancel(&k->k_budget);
 	close(k->k_io.fd);
 	if (k->k_state == K_IDLE)
 		TAILQ_REMOVE(&h1.idle, k, k_entry);

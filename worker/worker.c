@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "child.h"
 #include "conn.h"
 #include "persist.h"
@@ -393,6 +394,7 @@ worker_main(struct config *cfg, SSL_CTX *ssl_ctx, struct worker_listener *wl,
 	ev_check_init(&w->w_sweep, worker_sweep_cb);
 	w->w_sweep.data = w;
 	ev_check_start(w->w_loop, &w->w_sweep);
+	budget_init(w->w_loop);
 	ev_prepare_init(&w->w_flusher, worker_flush_cb);
 	w->w_flusher.data = w;
 	ev_prepare_start(w->w_loop, &w->w_flusher);

@@ -14,6 +14,7 @@
 
 static struct {
 	struct ev_loop		*loop;
+	double			 limit;
 	TAILQ_HEAD(, budget_item) queue;
 	ev_check		 check;
 	ev_idle			 idle;
@@ -24,9 +25,10 @@ static void	budget_idle_cb(struct ev_loop *, ev_idle *, int);
 static int	budget_spent(void);
 
 void
-budget_init(struct ev_loop *loop)
+budget_init(struct ev_loop *loop, double limit)
 {
 	budget.loop = loop;
+	budget.limit = limit;
 	TAILQ_INIT(&budget.queue);
 	ev_check_init(&budget.check, budget_check_cb);
 	ev_set_priority(&budget.check, EV_MAXPRI);
@@ -48,12 +50,14 @@ budget_item_init(struct budget_item *bi, enum stats_read_source source,
 static int
 budget_spent(void)
 {
-	return ev_time() - ev_now(budget.loop) >= BUDGET_S;
+	return ev_time() - ev_now(budget.loop) >= budget.limit;
 }
 
 int
 budget_later(struct budget_item *bi)
 {
+	if (budget.limit <= 0)
+		return 0;
 	if (bi->bi_queued || bi->bi_iter == ev_iteration(budget.loop))
 		return 1;
 	if (!budget_spent())

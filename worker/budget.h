@@ -1,6 +1,6 @@
 /*
  * The worker loop's read budget.  An iteration starts reads (client
- * connections, upstream answers) for at most BUDGET_S after its wake-up;
+ * connections, upstream answers) for at most loop_budget after its wake-up;
  * a source that becomes readable after that is read first thing in the
  * next iteration instead, oldest first, before anything newly ready.
  * One iteration therefore never serves a whole backlog: replies already
@@ -18,8 +18,6 @@
 
 #include "stats.h"
 
-#define BUDGET_S	0.0002
-
 /* Embedded in a source of reads. */
 struct budget_item {
 	TAILQ_ENTRY(budget_item) bi_entry;
@@ -30,7 +28,8 @@ struct budget_item {
 	enum stats_read_source bi_source;	/* for the metric */
 };
 
-void	budget_init(struct ev_loop *);
+/* `limit` in seconds; 0: no budget (every read is done at once). */
+void	budget_init(struct ev_loop *, double limit);
 
 /* read(arg) does what the source's read callback would have done. */
 void	budget_item_init(struct budget_item *, enum stats_read_source,

@@ -91,7 +91,6 @@ enum config_vtype {
 	V_WORKERS,
 	V_NUMBER,
 	V_DURATION,
-	V_MICROS,
 	V_SIZE,
 	V_BOOL,
 	V_ENUM,
@@ -175,7 +174,6 @@ static int	cfg_scaled(const char *, uint64_t *, const char *,
 static int	cfg_parse_number(const char *, uint64_t *);
 static void	cfg_format_number(uint64_t, char *, size_t);
 static void	cfg_format_duration(uint64_t, char *, size_t);
-static void	cfg_format_micros(uint64_t, char *, size_t);
 static void	cfg_format_size(uint64_t, char *, size_t);
 static int	cfg_range(struct config_parser *,
 		    const struct config_directive *, uint64_t,
@@ -210,9 +208,6 @@ static const struct config_scalar config_number = {
 static const struct config_scalar config_duration = {
 	"duration", config_parse_duration, cfg_format_duration
 };
-static const struct config_scalar config_micros = {
-	"duration", config_parse_micros, cfg_format_micros
-};
 static const struct config_scalar config_size = {
 	"size", config_parse_size, cfg_format_size
 };
@@ -223,7 +218,6 @@ static const struct config_type config_types[] = {
 	[V_WORKERS] =		{ cfg_workers,		0, &config_number },
 	[V_NUMBER] =		{ cfg_scalar,		0, &config_number },
 	[V_DURATION] =		{ cfg_scalar,		0, &config_duration },
-	[V_MICROS] =		{ cfg_scalar,		0, &config_micros },
 	[V_SIZE] =		{ cfg_scalar,		0, &config_size },
 	[V_BOOL] =		{ cfg_bool,		0, NULL },
 	[V_ENUM] =		{ cfg_enum,		0, NULL },
@@ -276,8 +270,8 @@ static const struct config_directive config_directives[] = {
 	    "120s", NULL, 0, NULL },
 	{ "max_output_buffer", V_SIZE, FIELD(c_max_output_buffer),
 	    4 * KIB, UNBOUNDED, "4m", NULL, 0, NULL },
-	{ "loop_budget", V_MICROS, FIELD(c_loop_budget), 0, 1000 * 1000,
-	    "200us", NULL, 0, NULL },
+	{ "loop_budget", V_NUMBER, FIELD(c_loop_budget), 0, 65536,
+	    "64", NULL, 0, NULL },
 	{ "tls_certificate", V_FILE, FIELD(c_tls_certificate),
 	    1, CONFIG_PATH_MAX, NULL, NULL, 0, NULL },
 	{ "tls_certificate_key", V_FILE, FIELD(c_tls_certificate_key),
@@ -767,18 +761,6 @@ config_parse_duration(const char *s, uint64_t *ms)
 }
 
 int
-config_parse_micros(const char *s, uint64_t *us)
-{
-	static const uint64_t	mult[] = { 1, 1000, 1000 * 1000 };
-
-	if (strcmp(s, "0") == 0) {
-		*us = 0;
-		return 0;
-	}
-	return cfg_scaled(s, us, "us\0ms\0s\0", mult, 0);
-}
-
-int
 config_parse_size(const char *s, uint64_t *bytes)
 {
 	static const uint64_t	mult[] = { KIB, KIB, MIB, MIB, GIB, GIB };
@@ -800,20 +782,6 @@ static void
 cfg_format_number(uint64_t v, char *buf, size_t len)
 {
 	snprintf(buf, len, "%llu", (unsigned long long)v);
-}
-
-/* The largest unit that divides exactly: "0", "200us", "1ms", "1s". */
-static void
-cfg_format_micros(uint64_t us, char *buf, size_t len)
-{
-	if (us == 0)
-		snprintf(buf, len, "0");
-	else if (us % 1000000 == 0)
-		snprintf(buf, len, "%llus", (unsigned long long)(us / 1000000));
-	else if (us % 1000 == 0)
-		snprintf(buf, len, "%llums", (unsigned long long)(us / 1000));
-	else
-		snprintf(buf, len, "%lluus", (unsigned long long)us);
 }
 
 /* The largest unit that divides exactly: "100ms", "10s", "24h". */

@@ -66,7 +66,7 @@ struct config {
 	uint64_t		 c_handshake_timeout;
 	uint64_t		 c_idle_timeout;
 	size_t			 c_max_output_buffer;
-	uint64_t		 c_loop_budget;	/* microseconds, 0 = none */
+	unsigned int		 c_loop_budget;	/* units, 0 = none */
 
 	char			*c_tls_certificate;
 	char			*c_tls_certificate_key;
@@ -129,8 +129,6 @@ void		 config_wipe_pg(struct config *);
 
 /* Value parsers, exposed for tests.  0 on success, -1 on bad syntax. */
 int		 config_parse_duration(const char *, uint64_t *ms);
-/* "200us", "1ms" or "0" (a unit is required otherwise). */
-int		 config_parse_micros(const char *, uint64_t *us);
 int		 config_parse_size(const char *, uint64_t *bytes);
 int		 config_parse_addr(const char *, struct sockaddr_storage *,
 		    socklen_t *);

@@ -14,7 +14,9 @@
 
 static struct {
 	struct ev_loop		*loop;
-	double			 limit;
+	unsigned int		 limit;		/* units per iteration */
+	unsigned int		 used;		/* in iteration `iter` */
+	unsigned int		 iter;
 	TAILQ_HEAD(, budget_item) queue;
 	ev_check		 check;
 	ev_idle			 idle;
@@ -25,7 +27,7 @@ static void	budget_idle_cb(struct ev_loop *, ev_idle *, int);
 static int	budget_spent(void);
 
 void
-budget_init(struct ev_loop *loop, double limit)
+budget_init(struct ev_loop *loop, unsigned int limit)
 {
 	budget.loop = loop;
 	budget.limit = limit;
@@ -46,17 +48,36 @@ budget_item_init(struct budget_item *bi, enum stats_read_source source,
 	bi->bi_queued = 0;
 }
 
-/* ev_now() is the wake-up's time: libev sets it right after the wait. */
+/* The units used in this iteration (a new one starts from 0). */
+static unsigned int *
+budget_used(void)
+{
+	unsigned int	iter = ev_iteration(budget.loop);
+
+	if (budget.iter != iter) {
+		budget.iter = iter;
+		budget.used = 0;
+	}
+	return &budget.used;
+}
+
 static int
 budget_spent(void)
 {
-	return ev_time() - ev_now(budget.loop) >= budget.limit;
+	return *budget_used() >= budget.limit;
+}
+
+void
+budget_charge(unsigned int n)
+{
+	if (budget.loop != NULL)
+		*budget_used() += n;
 }
 
 int
 budget_later(struct budget_item *bi)
 {
-	if (budget.limit <= 0)
+	if (budget.limit == 0)
 		return 0;
 	if (bi->bi_queued || bi->bi_iter == ev_iteration(budget.loop))
 		return 1;

@@ -1,11 +1,14 @@
 /*
- * The worker loop's read budget.  An iteration starts reads (client
- * connections, upstream answers) for at most loop_budget after its wake-up;
- * a source that becomes readable after that is read first thing in the
- * next iteration instead, oldest first, before anything newly ready.
- * One iteration therefore never serves a whole backlog: replies already
- * computed go out, timers run, and new connections and admin requests
- * wait for one short iteration, not for every pending input.
+ * The worker loop's read budget.  An iteration handles at most
+ * loop_budget units of input, a unit being one client message or one
+ * upstream answer; a source found readable after that is read first
+ * thing in the next iteration instead, oldest first, before anything
+ * newly ready.  One iteration therefore never serves a whole backlog:
+ * replies already computed go out, timers run, and new connections and
+ * admin requests wait for one short iteration, not for every pending
+ * input.  Units, not time: an iteration the kernel preempted or a CPU
+ * quota paused has done no more work, and reading a thread's CPU clock
+ * per read would cost more than the budget saves.
  *
  * A source put off stays in the poll set (level-triggered), so nothing
  * is lost and the loop does not block while reads wait.
@@ -28,8 +31,11 @@ struct budget_item {
 	enum stats_read_source bi_source;	/* for the metric */
 };
 
-/* `limit` in seconds; 0: no budget (every read is done at once). */
-void	budget_init(struct ev_loop *, double limit);
+/* `limit` units per iteration; 0: no budget (every read at once). */
+void	budget_init(struct ev_loop *, unsigned int limit);
+
+/* `n` units of input handled (messages, answers). */
+void	budget_charge(unsigned int n);
 
 /* read(arg) does what the source's read callback would have done. */
 void	budget_item_init(struct budget_item *, enum stats_read_source,
@@ -37,7 +43,7 @@ void	budget_item_init(struct budget_item *, enum stats_read_source,
 
 /*
  * First thing in a read callback.  0: read now.  1: return without
- * reading: the read waits for the next iteration (the budget is spent,
+ * reading: the read waits for the next iteration (the budget is used up,
  * or it waits already), or it was served from the queue this iteration.
  */
 int	budget_later(struct budget_item *);

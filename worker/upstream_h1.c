@@ -692,6 +692,7 @@ h1_call_done(struct h1call *c)
 	h1.pending--;
 	if (TAILQ_EMPTY(&h1.calls))
 		ev_timer_stop(h1.loop, &h1.timeout);
+	budget_charge(1);
 	c->c_cb(c->c_arg, UPSTREAM_OK, k->k_resp.status, &k->k_body, NULL);
 	if (k->k_body.b_cap > H1_POOL_BUF)
 		buf_free(&k->k_body);

@@ -394,7 +394,7 @@ worker_main(struct config *cfg, SSL_CTX *ssl_ctx, struct worker_listener *wl,
 	ev_check_init(&w->w_sweep, worker_sweep_cb);
 	w->w_sweep.data = w;
 	ev_check_start(w->w_loop, &w->w_sweep);
-	budget_init(w->w_loop, cfg->c_loop_budget / 1e6);
+	budget_init(w->w_loop, cfg->c_loop_budget);
 	ev_prepare_init(&w->w_flusher, worker_flush_cb);
 	w->w_flusher.data = w;
 	ev_prepare_start(w->w_loop, &w->w_flusher);

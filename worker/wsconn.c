@@ -196,6 +196,7 @@ static void
 wsconn_message(struct conn *c, int opcode, const uint8_t *p, size_t len)
 {
 	stats_inc(&stats_w->sw_messages_in);
+	budget_charge(1);
 	if (c->c_echo)
 		wsconn_send(c, opcode, p, len);
 	else

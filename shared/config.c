@@ -271,7 +271,7 @@ static const struct config_directive config_directives[] = {
 	{ "max_output_buffer", V_SIZE, FIELD(c_max_output_buffer),
 	    4 * KIB, UNBOUNDED, "4m", NULL, 0, NULL },
 	{ "loop_budget", V_NUMBER, FIELD(c_loop_budget), 0, 65536,
-	    "64", NULL, 0, NULL },
+	    "0", NULL, 0, NULL },
 	{ "tls_certificate", V_FILE, FIELD(c_tls_certificate),
 	    1, CONFIG_PATH_MAX, NULL, NULL, 0, NULL },
 	{ "tls_certificate_key", V_FILE, FIELD(c_tls_certificate_key),

@@ -187,7 +187,7 @@ test_defaults(void)
 	is_int(c->c_handshake_timeout, 10000, "handshake_timeout 10s");
 	is_int(c->c_idle_timeout, 120000, "idle_timeout 120s");
 	is_int(c->c_max_output_buffer, 4 * 1024 * 1024, "max_output_buffer");
-	is_int(c->c_loop_budget, 64, "loop_budget 64");
+	is_int(c->c_loop_budget, 0, "loop_budget 0 (none)");
 	is_str(c->c_tls_certificate, NULL, "tls_certificate none");
 	is_str(c->c_tls_certificate_key, NULL, "tls_certificate_key none");
 	is_str(c->c_redis_host, "127.0.0.1", "redis_host");

@@ -70,7 +70,8 @@ budget_spent(void)
 void
 budget_charge(unsigned int n)
 {
-	if (budget.loop != NULL)
+	/* Nothing to count without a budget (nor before budget_init()). */
+	if (budget.limit != 0)
 		*budget_used() += n;
 }
 

@@ -873,6 +873,16 @@ class Wsgate:
         st, body = try_http_get(self.admin_port, "/healthz", timeout=T(2))
         return st == 200 and body.strip() == "ok"
 
+    def metric(self, series):
+        """The value of one /metrics series, e.g. 'wsgate_rows_written_total'
+        or 'wsgate_reads_deferred_total{source="client"}'; None when the
+        admin listener does not answer or the series is absent."""
+        st, body = try_http_get(self.admin_port, "/metrics", timeout=T(2))
+        if st != 200:
+            return None
+        m = re.search(r"^%s (\S+)$" % re.escape(series), body, re.M)
+        return float(m.group(1)) if m else None
+
 
 def parse_duration(s):
     m = re.match(r"^(\d+(?:\.\d+)?)(ms|s|m)?$", s.strip())

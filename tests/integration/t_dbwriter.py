@@ -10,7 +10,6 @@ character boundary, with a note, while the client gets it whole."""
 
 import json
 import os
-import re
 import signal
 import socket
 import sys
@@ -324,9 +323,7 @@ def poison_record(t, pg, r, up):
          "poison: %s holds that record and no other (%d bytes)" % (dl, len(data)))
 
     def dead():
-        st, body = harness.try_http_get(w.admin_port, "/metrics", T(2))
-        m = re.search(r"^wsgate_records_dead_lettered_total (\S+)$", body or "", re.M)
-        return float(m.group(1)) if m else None
+        return w.metric("wsgate_records_dead_lettered_total")
     t.ok(harness.wait_for(lambda: dead() == 1, T(5), 0.1),
          "poison: wsgate_records_dead_lettered_total 1 (%r)" % dead())
     time.sleep(1.5)

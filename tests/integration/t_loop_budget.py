@@ -26,7 +26,6 @@ upstream's threads spread them.
 
 import json
 import os
-import re
 import signal
 import socket
 import sys
@@ -45,10 +44,7 @@ PER = 5             # upstream requests per connection
 
 
 def deferred(w, source):
-    r = harness.http_request(w.admin_port, "/metrics")
-    m = re.search(r'^wsgate_reads_deferred_total\{source="%s"\} (\d+)$' % source,
-                  r.text, re.M)
-    return int(m.group(1)) if m else None
+    return w.metric('wsgate_reads_deferred_total{source="%s"}' % source)
 
 
 class Stopped:

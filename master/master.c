@@ -84,6 +84,7 @@ static int	 master_prepare_dirs(const struct config *, char *, size_t);
 static int	 master_own_dir(const char *, uid_t, gid_t, mode_t, char *,
 		    size_t);
 static void	 master_log_owner(const struct config *);
+static void	 log_loop_budget(const struct config *);
 static void	 master_notify_ready(const char *);
 static int	 master_open_ipc(const struct config *, char *, size_t);
 static int	 master_pidfile_check(const char *, char *, size_t);
@@ -267,6 +268,21 @@ master_log_owner(const struct config *cfg)
 	proc_user_ids(cfg, &uid, &gid);
 	if (uid != (uid_t)-1 && fchown(log_fd(), uid, (gid_t)-1) == -1)
 		log_warn("cannot give the log file to user %s", cfg->c_user);
+}
+
+/* What "loop_budget auto" came to, and why (wsgate.conf(5)). */
+static void
+log_loop_budget(const struct config *cfg)
+{
+	if (!cfg->c_loop_budget_auto)
+		return;
+	if (cfg->c_cpu_quota > 0)
+		log_info("loop_budget auto=%u cpu_quota=%.2f workers=%d "
+		    "cgroup=%s", cfg->c_loop_budget, cfg->c_cpu_quota,
+		    cfg->c_workers, cfg->c_cpu_quota_cgroup);
+	else
+		log_info("loop_budget auto=%u cpu_quota=none",
+		    cfg->c_loop_budget);
 }
 
 /* The SOCK_SEQPACKET socket dbwriters accept worker connections on. */
@@ -834,6 +850,7 @@ do_reload(void)
 	gen_reap();
 	log_info("reload complete generation=%u workers=%d dbwriters=%d",
 	    g->g_id, cfg->c_workers, cfg->c_dbwriters);
+	log_loop_budget(cfg);
 	stats_count_reload(1);
 	return 0;
 }
@@ -954,6 +971,7 @@ master_main(struct config *cfg, const struct master_opts *opts)
 
 	log_info("wsgate %s starting config=%s", PACKAGE_VERSION,
 	    opts->mo_config_path);
+	log_loop_budget(cfg);
 	m.cur = gen_new(cfg, ls, ssl_ctx);
 	start_generation(m.cur);
 	master_notify_ready("Serving");

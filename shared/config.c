@@ -48,6 +48,7 @@
 #include <curl/curl.h>
 #include <libpq-fe.h>
 
+#include "cgroup.h"
 #include "config.h"
 #include "ipc_proto.h"
 #include "util.h"
@@ -89,6 +90,7 @@ enum config_vtype {
 	V_LISTEN,
 	V_ADMIN_LISTEN,
 	V_WORKERS,
+	V_BUDGET,
 	V_NUMBER,
 	V_DURATION,
 	V_SIZE,
@@ -156,11 +158,13 @@ struct config_relation {
 };
 
 /* One parser per value type; see config_types[]. */
-static config_parse_fn	cfg_listen, cfg_admin_listen, cfg_workers, cfg_scalar,
-			cfg_bool, cfg_enum, cfg_string, cfg_urlpath,
-			cfg_origins, cfg_url, cfg_conninfo, cfg_ident,
+static config_parse_fn	cfg_listen, cfg_admin_listen, cfg_workers,
+			cfg_loop_budget, cfg_scalar, cfg_bool, cfg_enum,
+			cfg_string, cfg_urlpath, cfg_origins, cfg_url,
+			cfg_conninfo, cfg_ident,
 			cfg_file, cfg_abspath, cfg_account;
 
+static void	cfg_loop_budget_auto(struct config *);
 static int	cfg_error(struct config_parser *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static int	cfg_line(struct config_parser *, char *);
@@ -216,6 +220,7 @@ static const struct config_type config_types[] = {
 	[V_LISTEN] =		{ cfg_listen,		0, NULL },
 	[V_ADMIN_LISTEN] =	{ cfg_admin_listen,	0, NULL },
 	[V_WORKERS] =		{ cfg_workers,		0, &config_number },
+	[V_BUDGET] =		{ cfg_loop_budget,	0, &config_number },
 	[V_NUMBER] =		{ cfg_scalar,		0, &config_number },
 	[V_DURATION] =		{ cfg_scalar,		0, &config_duration },
 	[V_SIZE] =		{ cfg_scalar,		0, &config_size },
@@ -270,8 +275,8 @@ static const struct config_directive config_directives[] = {
 	    "120s", NULL, 0, NULL },
 	{ "max_output_buffer", V_SIZE, FIELD(c_max_output_buffer),
 	    4 * KIB, UNBOUNDED, "4m", NULL, 0, NULL },
-	{ "loop_budget", V_NUMBER, FIELD(c_loop_budget), 0, 65536,
-	    "0", NULL, 0, NULL },
+	{ "loop_budget", V_BUDGET, FIELD(c_loop_budget), 0, 65536,
+	    "auto", NULL, 0, NULL },
 	{ "tls_certificate", V_FILE, FIELD(c_tls_certificate),
 	    1, CONFIG_PATH_MAX, NULL, NULL, 0, NULL },
 	{ "tls_certificate_key", V_FILE, FIELD(c_tls_certificate_key),
@@ -657,6 +662,8 @@ cfg_check(struct config_parser *p)
 		if (rc != 0)
 			return -1;
 	}
+	if (conf->c_loop_budget_auto)
+		cfg_loop_budget_auto(conf);
 
 	for (i = 0; i < nitems(config_relations); i++) {
 		r = &config_relations[i];
@@ -882,6 +889,34 @@ cfg_workers(struct config_parser *p, const struct config_directive *d,
 	p->p_conf->c_workers = (int)ncpu;
 	p->p_conf->c_workers_auto = 1;
 	return 0;
+}
+
+/* A number, or "auto": resolved by cfg_loop_budget_auto() at the end. */
+static int
+cfg_loop_budget(struct config_parser *p, const struct config_directive *d,
+    char *val, void *field)
+{
+	p->p_conf->c_loop_budget_auto = strcmp(val, "auto") == 0;
+	if (p->p_conf->c_loop_budget_auto)
+		return 0;
+	return cfg_scalar(p, d, val, field);
+}
+
+/*
+ * loop_budget auto: a budget of CONFIG_LOOP_BUDGET_AUTO, unless a CPU
+ * quota smaller than the workers' CPUs applies (cgroup.h).  Such a quota
+ * pauses the workers every period; the backlog a pause leaves has waited
+ * milliseconds already, and serving it in small iterations only costs
+ * throughput (tests/bench/README.md: about 14% at 0.6 CPUs).
+ */
+static void
+cfg_loop_budget_auto(struct config *conf)
+{
+	conf->c_loop_budget = CONFIG_LOOP_BUDGET_AUTO;
+	if (cgroup_cpu_quota("", &conf->c_cpu_quota, conf->c_cpu_quota_cgroup,
+	    sizeof(conf->c_cpu_quota_cgroup)) &&
+	    conf->c_cpu_quota < conf->c_workers)
+		conf->c_loop_budget = 0;
 }
 
 static int

@@ -14,6 +14,7 @@
 #define CONFIG_DEFAULT_PATH	SYSCONFDIR "/wsgate/wsgate.conf"
 #define CONFIG_MAX_LISTEN	32
 #define CONFIG_MAX_WORKERS	256
+#define CONFIG_LOOP_BUDGET_AUTO	64	/* loop_budget auto without a quota */
 #define CONFIG_MAX_DBWRITERS	64
 
 enum config_missing {
@@ -67,6 +68,9 @@ struct config {
 	uint64_t		 c_idle_timeout;
 	size_t			 c_max_output_buffer;
 	unsigned int		 c_loop_budget;	/* units, 0 = none */
+	int			 c_loop_budget_auto;
+	double			 c_cpu_quota;	/* CPUs, 0 = none; for auto */
+	char			 c_cpu_quota_cgroup[256];	/* sets it */
 
 	char			*c_tls_certificate;
 	char			*c_tls_certificate_key;

@@ -60,6 +60,11 @@ usage: pipeline.sh [options]
   --gate-opt 'KEY VALUE'
                       extra wsgate.conf line (repeatable), for experiments
                       such as --gate-opt 'upstream_max_connections 64'
+  --worker-cpu N      give wsgate's workers CPU N to themselves (taskset):
+                      everything else this script starts (wsbench, Redis,
+                      nginx, PostgreSQL, the Node peer, wsgate's master
+                      and dbwriters) runs on the other CPUs, as on a host
+                      whose clients, upstream and database are elsewhere
   --install           apt-get install nginx-light / redis-server if missing
   --keep              keep the temp dir (configs, logs, raw JSON)
   -h, --help          this text
@@ -95,6 +100,7 @@ profile_rate=500
 install=0
 keep=0
 gate_opts=""
+worker_cpu=""
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -120,6 +126,7 @@ while [ $# -gt 0 ]; do
 	--profile-rate) profile_rate=$2; shift ;;
 	--gate-opt) gate_opts="$gate_opts$2
 "; shift ;;
+	--worker-cpu) worker_cpu=$2; shift ;;
 	--install) install=1 ;;
 	--keep) keep=1 ;;
 	-h|--help) usage; exit 0 ;;
@@ -141,6 +148,23 @@ done
     [ "$users" -ge 2 ] && [ "$workers" -ge 1 ] ||
 	die "--runs, --conns, --workers >= 1, --duration >= 3, --users >= 2"
 case $quiet in ''|[0-9]*) ;; *) die "--quiet needs a number" ;; esac
+
+# --worker-cpu: this script, and so all it starts, leaves that CPU to
+# the workers, which are moved onto it once wsgate is up.
+other_cpus=""
+if [ -n "$worker_cpu" ]; then
+	command -v taskset >/dev/null || die "--worker-cpu needs taskset (util-linux)"
+	ncpu=$(nproc --all)
+	case $worker_cpu in
+	''|*[!0-9]*) die "--worker-cpu needs a CPU number, not '$worker_cpu'" ;;
+	esac
+	if [ "$worker_cpu" -ge "$ncpu" ] || [ "$ncpu" -lt 2 ]; then
+		die "--worker-cpu $worker_cpu: this machine has CPUs 0-$((ncpu - 1)) (2 at least needed)"
+	fi
+	other_cpus=$(seq 0 $((ncpu - 1)) | grep -vx "$worker_cpu" | paste -sd, -)
+	taskset -pc "$other_cpus" $$ >/dev/null ||
+		die "cannot move this script to CPUs $other_cpus"
+fi
 
 # ---- Tools ----
 
@@ -464,6 +488,14 @@ if ! wait_pipeline "${url[wsgate]}" "$gate_tpid"; then
 fi
 root[wsgate]=$(pgrep -P "$gate_tpid" | head -n 1)
 label[wsgate]="wsgate"
+if [ -n "$worker_cpu" ]; then
+	for p in $(pgrep -P "${root[wsgate]}"); do
+		grep -qa worker "/proc/$p/comm" || continue
+		taskset -pc "$worker_cpu" "$p" >/dev/null ||
+			die "cannot move worker $p to CPU $worker_cpu"
+	done
+	note "wsgate workers on CPU $worker_cpu, everything else on CPUs $other_cpus"
+fi
 note "wsgate master ${root[wsgate]}, $workers workers, ${url[wsgate]}: $(tree "${root[wsgate]}" | tr '\n' ' ')"
 
 targets="wsgate"

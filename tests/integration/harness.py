@@ -681,24 +681,25 @@ class Wsgate:
                            timeout=timeout or T(20), env=self.env(), **kw)
         return r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
 
-    def spawn(self, *args):
-        """Start `wsgate -c CONF ARGS...` without waiting for anything."""
+    def spawn(self, *args, preexec=None):
+        """Start `wsgate -c CONF ARGS...` without waiting for anything;
+        preexec runs in the child before the exec (e.g. to join a cgroup)."""
         out = open(self.stdout_file, "ab")
         err = open(self.stderr_file, "ab")
         self.proc = subprocess.Popen([WSGATE_BIN, "-c", self.conf_file] + list(args),
                                      stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                     env=self.env())
+                                     env=self.env(), preexec_fn=preexec)
         out.close()
         err.close()
         self._pid = self.proc.pid
         REG.add(self.proc.pid, "wsgate", self.proc)
         return self.proc
 
-    def start(self, *args, wait=True):
+    def start(self, *args, wait=True, preexec=None):
         """Start wsgate in the foreground; with wait, return once /healthz
         answers 200 and all workers and dbwriters run.  Raises RuntimeError
         (with stderr and the log) when it does not come up."""
-        self.spawn(*args)
+        self.spawn(*args, preexec=preexec)
         if wait:
             self.wait_ready()
         return self

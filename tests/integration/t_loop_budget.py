@@ -22,6 +22,13 @@ upstream's threads spread them.
   replies, each 200 with its own id and the upstream's echo of its own
   request (the upstream body as a string), and
   wsgate_reads_deferred_total{source="upstream"} grew.
+- loop_budget auto (the default), as an operator sees it: without a CPU
+  quota the master logs "loop_budget auto=64 cpu_quota=none" and the
+  client backlog is put off in part; started inside a CPU cgroup of our
+  own limited to 0.5 CPUs (v2 cpu.max or v1 cpu.cfs_quota_us, as root)
+  a 1-worker gateway logs "loop_budget auto=0 cpu_quota=0.50 workers=1
+  cgroup=DIR" and puts nothing off; the quota raised to 2 CPUs and a
+  SIGHUP, the new generation logs auto=64 and puts reads off again.
 """
 
 import json
@@ -134,6 +141,107 @@ def upstream_answers(t, w, worker, u):
          "upstream answers were put off: deferred %s -> %s" % (before, after))
 
 
+class CpuQuota:
+    """A CPU cgroup of our own limited to some CPUs (period 100 ms)."""
+
+    PERIOD = 100000
+
+    def __init__(self, cpus):
+        name = "wsgate-test-%d" % os.getpid()
+        if os.path.isfile("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"):
+            self.v2, self.dir = False, "/sys/fs/cgroup/cpu/" + name
+        else:
+            self.v2, self.dir = True, "/sys/fs/cgroup/" + name
+            with open("/sys/fs/cgroup/cgroup.controllers") as f:
+                if "cpu" not in f.read().split():
+                    raise OSError("no cpu controller in /sys/fs/cgroup")
+            with open("/sys/fs/cgroup/cgroup.subtree_control") as f:
+                enabled = "cpu" in f.read().split()
+            if not enabled:
+                with open("/sys/fs/cgroup/cgroup.subtree_control", "w") as f:
+                    f.write("+cpu")
+        os.mkdir(self.dir)
+        if not self.v2:
+            self._write("cpu.cfs_period_us", "%d" % self.PERIOD)
+        self.set(cpus)
+
+    def _write(self, name, text):
+        with open(os.path.join(self.dir, name), "w") as f:
+            f.write(text)
+
+    def set(self, cpus):
+        quota = int(cpus * self.PERIOD)
+        if self.v2:
+            self._write("cpu.max", "%d %d" % (quota, self.PERIOD))
+        else:
+            self._write("cpu.cfs_quota_us", "%d" % quota)
+
+    def join(self):
+        """In the child before the exec: wsgate and all it forks are in."""
+        self._write("cgroup.procs", "%d" % os.getpid())
+
+    def remove(self):
+        harness.wait_for(lambda: not _rmdir(self.dir), T(10))
+
+
+def _rmdir(path):
+    """True while the cgroup still has processes."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return True
+    return False
+
+
+def auto_budget(t, r, u):
+    conf = dict(workers=1, redis_port=r.port, echo_path="/echo",
+                upstream_url=u.url, max_output_buffer="16m")
+    w = t.wsgate("auto", **conf)
+    w.start()
+    m = w.wait_log(r"loop_budget auto=(\d+) cpu_quota=(\S+)")
+    t.ok(m is not None, "the master logs what loop_budget auto came to")
+    if m is not None and m.group(2) == "none":
+        t.is_(m.group(1), "64", "no CPU quota: loop_budget auto=64")
+        client_reads(t, w, w.pids("worker")[0])
+    else:
+        t.skip("no CPU quota: loop_budget auto=64",
+               "this test itself runs under a CPU quota: %s" % (m and m.group(0)), 5)
+    w.stop()
+
+    if os.geteuid() != 0:
+        t.skip("loop_budget auto under a CPU quota", "needs root (cgroups)", 12)
+        return
+    try:
+        q = CpuQuota(0.5)
+    except OSError as e:
+        t.skip("loop_budget auto under a CPU quota", "cannot make a CPU cgroup: %s" % e, 12)
+        return
+    w = t.wsgate("quota", **conf)
+    try:
+        w.start(preexec=q.join)
+        m = w.wait_log(r"loop_budget auto=(\d+) cpu_quota=(\S+) workers=(\d+) cgroup=(\S+)")
+        t.is_(m and m.groups(), ("0", "0.50", "1", q.dir),
+              "0.5 CPUs for 1 worker: loop_budget auto=0, the cgroup named")
+        old = w.pids("worker")
+        client_reads(t, w, old[0], expect_deferred=False)
+
+        q.set(2)
+        w.signal(signal.SIGHUP)
+        m = w.wait_log(r"loop_budget auto=(\d+) cpu_quota=(\S+) workers=(\d+)", T(15))
+        t.is_(m and m.groups(), ("64", "2.00", "1"),
+              "raised to 2 CPUs, reloaded: loop_budget auto=64")
+        t.ok(harness.wait_for(lambda: (len(w.pids("worker")) == 1 and
+                                       w.pids("worker") != old), T(15)),
+             "the new generation's worker alone")
+        client_reads(t, w, w.pids("worker")[0])
+    finally:
+        w.stop()
+        q.remove()
+    t.ok(not os.path.exists(q.dir), "the test's cgroup removed")
+
+
 def main(t):
     t.need_binary()
     r = t.start_redis()
@@ -155,6 +263,8 @@ def main(t):
     w0.start()
     client_reads(t, w0, w0.pids("worker")[0], expect_deferred=False)
     w0.stop()
+
+    auto_budget(t, r, u)
     no_worker_died(t)
 
 

@@ -36,6 +36,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "config.h"
 #include "util.h"
 #include "tests/tap.h"
@@ -82,6 +83,22 @@ load_tail(const char *text, const char *tail)
 	    sizeof(errbuf));
 	free(buf);
 	return conf;
+}
+
+/*
+ * What loop_budget auto comes to for `workers` workers on this machine:
+ * the CPU quota over this process (the test's, the parser's own) decides.
+ */
+static unsigned int
+loop_budget_auto(int workers)
+{
+	double	cpus;
+	char	where[256];
+
+	if (cgroup_cpu_quota("", &cpus, where, sizeof(where)) &&
+	    cpus < workers)
+		return 0;
+	return CONFIG_LOOP_BUDGET_AUTO;
 }
 
 static struct config *
@@ -187,7 +204,10 @@ test_defaults(void)
 	is_int(c->c_handshake_timeout, 10000, "handshake_timeout 10s");
 	is_int(c->c_idle_timeout, 120000, "idle_timeout 120s");
 	is_int(c->c_max_output_buffer, 4 * 1024 * 1024, "max_output_buffer");
-	is_int(c->c_loop_budget, 0, "loop_budget 0 (none)");
+	is_int(c->c_loop_budget_auto, 1, "loop_budget auto");
+	is_int(c->c_loop_budget, loop_budget_auto(c->c_workers),
+	    "loop_budget auto: %u (CPU quota %.2f, %d workers)",
+	    c->c_loop_budget, c->c_cpu_quota, c->c_workers);
 	is_str(c->c_tls_certificate, NULL, "tls_certificate none");
 	is_str(c->c_tls_certificate_key, NULL, "tls_certificate_key none");
 	is_str(c->c_redis_host, "127.0.0.1", "redis_host");
@@ -439,6 +459,9 @@ test_ranges(void)
 		    "\"loop_budget\" must be between 0 and 65536" },
 		{ "loop_budget 200us",
 		    "invalid number \"200us\" for \"loop_budget\"" },
+		{ "loop_budget auto", NULL },
+		{ "loop_budget automatic",
+		    "invalid number \"automatic\" for \"loop_budget\"" },
 		{ "max_message_size 1g", NULL },
 		{ "max_message_size 0",
 		    "\"max_message_size\" must be between 1 and 1g" },
@@ -558,9 +581,11 @@ test_values(void)
 	    "\"missing_config\" (expected null or reject)");
 
 	c = load("workers auto\nredis_db 3\nmax_message_size 64k\n"
-	    "idle_timeout 2m");
+	    "idle_timeout 2m\nloop_budget 12");
 	if (ok(c != NULL, "explicit values: %s", errbuf)) {
 		is_int(c->c_workers_auto, 1, "workers auto");
+		is_int(c->c_loop_budget, 12, "loop_budget 12");
+		is_int(c->c_loop_budget_auto, 0, "loop_budget 12 is not auto");
 		is_int(c->c_redis_db, 3, "redis_db");
 		is_int(c->c_max_message_size, 65536, "max_message_size 64k");
 		is_int(c->c_idle_timeout, 120000, "idle_timeout 2m");

@@ -50,6 +50,8 @@ struct upstream_call {
 	ev_tstamp		 uc_deadline;
 	int			 uc_queued;	/* on up.waitq, not in curl */
 	int			 uc_too_big;
+	int			 uc_early;	/* answered, upload unfinished */
+	size_t			 uc_reqlen;
 	char			 uc_error[CURL_ERROR_SIZE];
 };
 
@@ -73,6 +75,7 @@ static struct {
 	TAILQ_HEAD(, upstream_call) pool;	/* idle, configured handles */
 	unsigned int		 npool;
 	unsigned int		 active;	/* calls in libcurl */
+	unsigned int		 early;		/* calls with uc_early set */
 	ev_timer		 qtimer;	/* the oldest waiting call */
 } up;
 
@@ -83,6 +86,7 @@ static void	upstream_timeout_cb(struct ev_loop *, ev_timer *, int);
 static void	upstream_check_done(void);
 static size_t	upstream_write_cb(char *, size_t, size_t, void *);
 static void	upstream_finish(struct upstream_call *, CURLcode);
+static int	upstream_answer_whole(struct upstream_call *);
 static struct upstream_call *upstream_call_new(void);
 static void	upstream_start(struct upstream_call *);
 static void	upstream_pump(void);
@@ -210,7 +214,45 @@ upstream_write_cb(char *p, size_t size, size_t n, void *arg)
 		return 0;	/* makes curl fail with CURLE_WRITE_ERROR */
 	}
 	buf_append(&uc->uc_body, p, len);
+	if (!uc->uc_early && upstream_answer_whole(uc)) {
+		curl_off_t	sent = 0;
+
+		curl_easy_getinfo(uc->uc_easy, CURLINFO_SIZE_UPLOAD_T, &sent);
+		if (sent < (curl_off_t)uc->uc_reqlen) {
+			uc->uc_early = 1;
+			up.early++;
+		}
+	}
 	return len;
+}
+
+/*
+ * The server's whole answer is here: a final status, and as many body
+ * bytes as its Content-Length said (without one, only the end of the
+ * transfer tells).
+ *
+ * A server may answer before it has read the whole request and then
+ * stop the upload (RFC 9113 section 8.1: RST_STREAM with NO_ERROR after
+ * the response; HTTP/1.1: a close), and the client must keep that
+ * answer.  libcurl 7.88 (Debian 12) does not: it fails the transfer
+ * (CURLE_HTTP2_STREAM, CURLE_SEND_ERROR) or, when the server just stops
+ * reading, waits for flow-control credit until the timeout.  So a call
+ * whose answer is whole while its request is not all sent is finished
+ * here (upstream_check_done), and a transfer that failed after its
+ * answer was whole delivers that answer.
+ */
+static int
+upstream_answer_whole(struct upstream_call *uc)
+{
+	long		status = 0;
+	curl_off_t	clen = -1;
+
+	curl_easy_getinfo(uc->uc_easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200)
+		return 0;
+	curl_easy_getinfo(uc->uc_easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+	    &clen);
+	return clen >= 0 && (curl_off_t)uc->uc_body.b_len == clen;
 }
 
 static void
@@ -228,6 +270,18 @@ upstream_finish(struct upstream_call *uc, CURLcode rc)
 		up.active--;
 	}
 	up.pending--;
+	if (uc->uc_early) {
+		uc->uc_early = 0;
+		up.early--;
+	}
+	/* The answer was whole before the transfer failed: it stands. */
+	if (rc != CURLE_OK && rc != CURLE_OPERATION_TIMEDOUT &&
+	    rc != CURLE_ABORTED_BY_CALLBACK && !uc->uc_too_big &&
+	    upstream_answer_whole(uc)) {
+		log_debug("upstream answered before the request was sent "
+		    "whole; answer kept (%s)", curl_easy_strerror(rc));
+		rc = CURLE_OK;
+	}
 	if (rc == CURLE_OK) {
 		curl_easy_getinfo(uc->uc_easy, CURLINFO_RESPONSE_CODE,
 		    &status);
@@ -265,7 +319,7 @@ upstream_check_done(void)
 {
 	CURLMsg			*msg;
 	int			 left;
-	struct upstream_call	*uc;
+	struct upstream_call	*uc, *next;
 
 	while ((msg = curl_multi_info_read(up.multi, &left)) != NULL) {
 		if (msg->msg != CURLMSG_DONE)
@@ -273,6 +327,13 @@ upstream_check_done(void)
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
 		    (char **)&uc);
 		upstream_finish(uc, msg->data.result);
+	}
+	/* Answered while their requests were still being sent: done. */
+	for (uc = TAILQ_FIRST(&up.calls); up.early > 0 && uc != NULL;
+	    uc = next) {
+		next = TAILQ_NEXT(uc, uc_entry);
+		if (uc->uc_early)
+			upstream_finish(uc, CURLE_OK);
 	}
 	upstream_pump();
 }
@@ -339,6 +400,7 @@ ucurl_post(const char *body, size_t len, const char *request_key,
 	uc->uc_cb = cb;
 	uc->uc_arg = arg;
 	uc->uc_too_big = 0;
+	uc->uc_reqlen = len;
 	uc->uc_error[0] = '\0';
 	snprintf(uc->uc_xid, sizeof(uc->uc_xid), "X-Request-Id: %s",
 	    request_key);

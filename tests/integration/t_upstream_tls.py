@@ -26,6 +26,7 @@ import harness  # noqa: E402
 from harness import T  # noqa: E402
 from t_pipeline import rcall, expect_ok, expect_error, no_worker_died  # noqa: E402
 from t_upstream_h1 import RawUpstream, burst, session, body_of, msg, CONFIG  # noqa: E402
+from t_pipeline import Client  # noqa: E402
 
 
 class TlsUpstream(RawUpstream):
@@ -181,6 +182,23 @@ http {
     w.start()
     got, _, bad = burst(w, 3, 10, "h")
     t.is_(got, 30, "HTTP/2 upstream: 30 concurrent requests all 200", lambda: repr(bad[:5]))
+    # nginx's "return" answers without reading the request body; with
+    # 600 kB of it still to come it ends the stream with RST_STREAM
+    # NO_ERROR after a complete response (RFC 9113 8.1: the client must
+    # keep that response).  libcurl 7.88 fails such a transfer or waits
+    # for flow-control credit until upstream_timeout.
+    cl = Client(w.port)
+    cl.send(msg("early", '"%s"' % ("x" * 600000)))
+    rep = cl.recv(T(10))
+    t.is_(rep.obj and (rep.obj.get("status"), rep.obj.get("body")),
+          (200, '{"ok":true}'),
+          "HTTP/2 upstream answering before the request body is read: its answer kept",
+          lambda: repr(rep))
+    cl.send(msg("after", "1"))
+    rep = cl.recv(T(10))
+    cl.close()
+    t.is_(rep.obj and rep.obj.get("status"), 200, "and the next request answered 200",
+          lambda: repr(rep))
     w.stop()
     p.terminate()
     p.wait(timeout=T(10))

@@ -117,11 +117,8 @@ cgroup_v1(struct quota *q, const char *root, const char *controllers,
 	struct stat	 st;
 
 	if (snprintf(base, sizeof(base), "%s/sys/fs/cgroup/%s", root,
-	    controllers) >= (int)sizeof(base))
-		return;
-	if (stat(base, &st) == -1 && snprintf(base, sizeof(base),
-	    "%s/sys/fs/cgroup/cpu", root) >= (int)sizeof(base))
-		return;
+	    controllers) >= (int)sizeof(base) || stat(base, &st) == -1)
+		snprintf(base, sizeof(base), "%s/sys/fs/cgroup/cpu", root);
 	cgroup_walk(q, base, cg, 0);
 }
 

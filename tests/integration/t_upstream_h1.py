@@ -15,7 +15,10 @@ port written here so that each behaviour can be produced on purpose:
   that never comes (504, the connection is not reused), a server that
   closes before answering a first request (502);
 - a host name (localhost, resolved in the background) and
-  upstream_client curl on the same server.
+  upstream_client curl on the same server;
+- an answer sent before a 4 MiB request body is read, the upload then
+  stalled: both clients deliver it at once and open a new connection for
+  the next request.
 """
 
 import contextlib
@@ -90,6 +93,8 @@ class RawUpstream:
             k, v = ln.split(":", 1)
             headers[k.strip().lower()] = v.strip()
         n = int(headers.get("content-length", "0"))
+        if target.startswith("/early"):
+            return (method, target, headers, b""), b""   # body left unread
         while len(rest) < n:
             d = c.recv(1 << 20)
             if not d:
@@ -149,6 +154,13 @@ class RawUpstream:
             return False
         if target.startswith("/nothing"):
             return False
+        if target.startswith("/early"):
+            # Answer without reading the body, then stop reading: the
+            # client must keep the answer (RFC 9112 9.3.2, RFC 9113 8.1).
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n"
+                      b"Content-Type: application/json\r\n\r\n{\"ok\":true}")
+            time.sleep(EARLY_HOLD)
+            return False
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n"
                   b"Content-Type: application/json\r\n\r\n%s" % (len(body), body))
         return True
@@ -163,6 +175,32 @@ class RawUpstream:
             self.conns = 0
             self.max_open = self.open
             self.dropped = 0
+
+
+EARLY_HOLD = T(4)      # how long /early keeps a connection, unread
+
+
+def early(t, r, up):
+    """An answer sent before the request body is read, the upload then
+    stalled: each client delivers it at once, not when the server gives
+    up the connection, and the next request gets a new one."""
+    big = '"%s"' % ("x" * (4 << 20))
+    for client in ("auto", "curl"):
+        with session(t, r, up, "/early", "early-" + client, upstream_client=client,
+                     max_message_size="8m") as (w, c):
+            t0 = time.monotonic()
+            rep = c.call(msg("e1", big), timeout=T(10))
+            dt = time.monotonic() - t0
+            t.is_(rep.obj and (rep.obj.get("status"), rep.obj.get("body")),
+                  (200, '{"ok":true}'),
+                  "upstream_client %s: answer before a 4 MiB body was read: kept" % client,
+                  lambda: repr(rep))
+            t.ok(dt < EARLY_HOLD - 1, "... at once (%.2fs), not when the server "
+                 "closed (%.0fs)" % (dt, EARLY_HOLD))
+            rep = c.call(msg("e2", "2"), timeout=T(10))
+            t.is_(rep.obj and rep.obj.get("status"), 200,
+                  "upstream_client %s: the next request answered" % client,
+                  lambda: repr(rep))
 
 
 def gateway(t, r, up, path, name, host="127.0.0.1", **conf):
@@ -368,7 +406,8 @@ def main(t):
         for name, fn in [("keep-alive", keepalive), ("bound", slow_bound),
                          ("framings", framings), ("drops", drops),
                          ("failures", failures),
-                         ("names and curl", names_and_curl)]:
+                         ("names and curl", names_and_curl),
+                         ("early answers", early)]:
             t0 = time.monotonic()
             fn(t, r, up)
             t.note("phase %s: %.1fs" % (name, time.monotonic() - t0))

@@ -71,6 +71,20 @@ rm_entry(const char *path, const struct stat *st, int type, struct FTW *f)
 	return remove(path);
 }
 
+/* A v1 cgroup's quota and period files under sys/fs/cgroup/dir. */
+static void
+v1(const char *dir, const char *quota, const char *period)
+{
+	char	rel[PATH_MAX], line[64];
+
+	snprintf(rel, sizeof(rel), "sys/fs/cgroup/%s/cpu.cfs_quota_us", dir);
+	snprintf(line, sizeof(line), "%s\n", quota);
+	put(rel, line);
+	snprintf(rel, sizeof(rel), "sys/fs/cgroup/%s/cpu.cfs_period_us", dir);
+	snprintf(line, sizeof(line), "%s\n", period);
+	put(rel, line);
+}
+
 /* A fresh tree for the next case. */
 static void
 fresh(void)
@@ -154,10 +168,8 @@ main(void)
 	fresh();
 	put("proc/self/cgroup",
 	    "12:pids:/x\n4:cpu,cpuacct:/x/y\n3:cpuset:/x\n");
-	put("sys/fs/cgroup/cpu,cpuacct/x/y/cpu.cfs_quota_us", "-1\n");
-	put("sys/fs/cgroup/cpu,cpuacct/x/y/cpu.cfs_period_us", "100000\n");
-	put("sys/fs/cgroup/cpu,cpuacct/x/cpu.cfs_quota_us", "250000\n");
-	put("sys/fs/cgroup/cpu,cpuacct/x/cpu.cfs_period_us", "100000\n");
+	v1("cpu,cpuacct/x/y", "-1", "100000");
+	v1("cpu,cpuacct/x", "250000", "100000");
 	is_int(quota(where, sizeof(where)), 250, "v1: parent's 2.5 CPUs");
 	is_str(rel(where), "/sys/fs/cgroup/cpu,cpuacct/x",
 	    "v1: the parent sets it");
@@ -165,33 +177,27 @@ main(void)
 	/* v1: mounted as "cpu" alone; -1 is no limit. */
 	fresh();
 	put("proc/self/cgroup", "2:cpuacct:/z\n1:cpu:/z\n0::/\n");
-	put("sys/fs/cgroup/cpu/z/cpu.cfs_quota_us", "6000\n");
-	put("sys/fs/cgroup/cpu/z/cpu.cfs_period_us", "10000\n");
-	put("sys/fs/cgroup/cpu/cpu.cfs_quota_us", "-1\n");
-	put("sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n");
+	v1("cpu/z", "6000", "10000");
+	v1("cpu", "-1", "100000");
 	is_int(quota(where, sizeof(where)), 60, "v1 \"cpu\": 0.6 CPUs");
 
 	/* v1: the fallback mount /sys/fs/cgroup/cpu for "cpu,cpuacct". */
 	fresh();
 	put("proc/self/cgroup", "4:cpu,cpuacct:/w\n");
-	put("sys/fs/cgroup/cpu/w/cpu.cfs_quota_us", "50000\n");
-	put("sys/fs/cgroup/cpu/w/cpu.cfs_period_us", "100000\n");
+	v1("cpu/w", "50000", "100000");
 	is_int(quota(where, sizeof(where)), 50, "v1 via /sys/fs/cgroup/cpu");
 
 	/* Only "cpu" counts: not cpuacct, not cpuset. */
 	fresh();
 	put("proc/self/cgroup", "2:cpuacct:/q\n3:cpuset:/q\n");
-	put("sys/fs/cgroup/cpuacct/q/cpu.cfs_quota_us", "1000\n");
-	put("sys/fs/cgroup/cpuacct/q/cpu.cfs_period_us", "100000\n");
-	put("sys/fs/cgroup/cpuset/q/cpu.cfs_quota_us", "1000\n");
-	put("sys/fs/cgroup/cpuset/q/cpu.cfs_period_us", "100000\n");
+	v1("cpuacct/q", "1000", "100000");
+	v1("cpuset/q", "1000", "100000");
 	is_int(quota(where, sizeof(where)), 0, "cpuacct, cpuset: no quota");
 
 	/* Hybrid: a unified hierarchy without cpu.max beside a v1 one. */
 	fresh();
 	put("proc/self/cgroup", "1:cpu:/h\n0::/h\n");
-	put("sys/fs/cgroup/cpu/h/cpu.cfs_quota_us", "300000\n");
-	put("sys/fs/cgroup/cpu/h/cpu.cfs_period_us", "100000\n");
+	v1("cpu/h", "300000", "100000");
 	is_int(quota(where, sizeof(where)), 300, "hybrid: the v1 quota");
 
 	/* Garbage: lines without a path, bad numbers, zero periods. */
@@ -200,10 +206,8 @@ main(void)
 	    "nonsense\n0:\n0::relative\n1:cpu:/g\n0::/g\n");
 	put("sys/fs/cgroup/g/cpu.max", "lots 100000\n");
 	put("sys/fs/cgroup/cpu.max", "100000 0\n");
-	put("sys/fs/cgroup/cpu/g/cpu.cfs_quota_us", "x\n");
-	put("sys/fs/cgroup/cpu/g/cpu.cfs_period_us", "100000\n");
-	put("sys/fs/cgroup/cpu/cpu.cfs_quota_us", "20000\n");
-	put("sys/fs/cgroup/cpu/cpu.cfs_period_us", "\n");
+	v1("cpu/g", "x", "100000");
+	v1("cpu", "20000", "");
 	is_int(quota(where, sizeof(where)), 0, "garbage: no quota, no crash");
 
 	/* A `where` too short is cut, not overrun. */

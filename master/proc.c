@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include <errno.h>
 #include <grp.h>
@@ -80,7 +81,8 @@ proc_drop_privileges(const struct config *cfg, char *err, size_t errlen)
 
 /*
  * Runs in the new child: undo the master's signal set-up, name the
- * process, arrange to drain if the master dies, and drop privileges.
+ * process, arrange to drain if the master dies, set a worker's
+ * priority, and drop privileges.
  */
 static void
 proc_child_init(const struct proc_spawn *ps, pid_t master)
@@ -111,6 +113,15 @@ proc_child_init(const struct proc_spawn *ps, pid_t master)
 	if (getppid() != master)
 		raise(SIGQUIT);
 
+	/* Before the privilege drop: a negative value needs root. */
+	if (ps->ps_role == ROLE_WORKER && ps->ps_cfg->c_worker_priority_set &&
+	    setpriority(PRIO_PROCESS, 0, ps->ps_cfg->c_worker_priority) == -1) {
+		const char	*why = strerror(errno);
+
+		log_warnx("worker_priority %d not applied: %s (the worker "
+		    "keeps nice %d)", ps->ps_cfg->c_worker_priority, why,
+		    getpriority(PRIO_PROCESS, 0));
+	}
 	if (proc_drop_privileges(ps->ps_cfg, err, sizeof(err)) == -1)
 		fatalx("%s", err);
 }

@@ -91,6 +91,7 @@ enum config_vtype {
 	V_ADMIN_LISTEN,
 	V_WORKERS,
 	V_BUDGET,
+	V_NICE,
 	V_NUMBER,
 	V_DURATION,
 	V_SIZE,
@@ -159,7 +160,7 @@ struct config_relation {
 
 /* One parser per value type; see config_types[]. */
 static config_parse_fn	cfg_listen, cfg_admin_listen, cfg_workers,
-			cfg_loop_budget, cfg_scalar, cfg_bool, cfg_enum,
+			cfg_loop_budget, cfg_nice, cfg_scalar, cfg_bool, cfg_enum,
 			cfg_string, cfg_urlpath, cfg_origins, cfg_url,
 			cfg_conninfo, cfg_ident,
 			cfg_file, cfg_abspath, cfg_account;
@@ -221,6 +222,7 @@ static const struct config_type config_types[] = {
 	[V_ADMIN_LISTEN] =	{ cfg_admin_listen,	0, NULL },
 	[V_WORKERS] =		{ cfg_workers,		0, &config_number },
 	[V_BUDGET] =		{ cfg_loop_budget,	0, &config_number },
+	[V_NICE] =		{ cfg_nice,		0, NULL },
 	[V_NUMBER] =		{ cfg_scalar,		0, &config_number },
 	[V_DURATION] =		{ cfg_scalar,		0, &config_duration },
 	[V_SIZE] =		{ cfg_scalar,		0, &config_size },
@@ -256,6 +258,8 @@ static const struct config_directive config_directives[] = {
 	    "auto", NULL, 0, NULL },
 	{ "dbwriters", V_NUMBER, FIELD(c_dbwriters), 1, CONFIG_MAX_DBWRITERS,
 	    "1", NULL, 0, NULL },
+	{ "worker_priority", V_NICE, FIELD(c_worker_priority), 0, 0,
+	    NULL, NULL, 0, NULL },
 	{ "ws_path", V_URLPATH, FIELD(c_ws_path), 1, CONFIG_PATH_MAX,
 	    "/ws", NULL, 0, NULL },
 	{ "echo_path", V_URLPATH, FIELD(c_echo_path), 1, CONFIG_PATH_MAX,
@@ -888,6 +892,28 @@ cfg_workers(struct config_parser *p, const struct config_directive *d,
 		ncpu = CONFIG_MAX_WORKERS;
 	p->p_conf->c_workers = (int)ncpu;
 	p->p_conf->c_workers_auto = 1;
+	return 0;
+}
+
+/*
+ * A nice(1) value, -20 (most favoured) to 19.  The directive's absence
+ * leaves the workers at the master's, so only a set value is applied.
+ */
+static int
+cfg_nice(struct config_parser *p, const struct config_directive *d,
+    char *val, void *field)
+{
+	uint64_t	v;
+	int		neg = val[0] == '-';
+
+	if (cfg_parse_number(val + (neg || val[0] == '+'), &v) == -1)
+		return cfg_error(p, "invalid number \"%s\" for \"%s\"", val,
+		    d->d_name);
+	if ((neg && v > -CONFIG_NICE_MIN) || (!neg && v > CONFIG_NICE_MAX))
+		return cfg_error(p, "\"%s\" must be between %d and %d",
+		    d->d_name, CONFIG_NICE_MIN, CONFIG_NICE_MAX);
+	*(int *)field = neg ? -(int)v : (int)v;
+	p->p_conf->c_worker_priority_set = 1;
 	return 0;
 }
 

@@ -16,6 +16,8 @@
 #define CONFIG_MAX_WORKERS	256
 #define CONFIG_LOOP_BUDGET_AUTO	64	/* loop_budget auto without a quota */
 #define CONFIG_MAX_DBWRITERS	64
+#define CONFIG_NICE_MIN		(-20)	/* worker_priority, as nice(1) */
+#define CONFIG_NICE_MAX		19
 
 enum config_missing {
 	MISSING_CONFIG_NULL = 0,
@@ -55,6 +57,8 @@ struct config {
 	int			 c_workers;	/* resolved: "auto" = CPUs */
 	int			 c_workers_auto;
 	int			 c_dbwriters;
+	int			 c_worker_priority;	/* nice(1) value */
+	int			 c_worker_priority_set;	/* else inherited */
 
 	char			*c_ws_path;
 	char			*c_echo_path;	/* NULL = off */

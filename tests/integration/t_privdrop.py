@@ -5,8 +5,12 @@ user's alone (0600), the spool is the user's (0700), whatever mode or owner
 the directories had before; a shared directory (mode 1777) is refused; the
 workers of the first and of a reloaded generation reach the dbwriters
 (their requests land in PostgreSQL); contrib/wsgate.logrotate rotates the
-log and every child, running as the user, reopens it."""
+log and every child, running as the user, reopens it.  worker_priority
+sets the workers' nice value before the drop (a negative one needs root's
+CAP_SYS_NICE), the dbwriters keep the master's; without the capability
+the workers say so and keep it."""
 
+import ctypes
 import json
 import os
 import pwd
@@ -85,6 +89,32 @@ def open_on(pid, path):
     return False
 
 
+def nice_of(pid):
+    """A process's nice value (field 19 of /proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+def check_priority(t, w, want, label):
+    """Workers at `want` (None: the master's), dbwriters at the master's
+    nice value."""
+    master = nice_of(w.pid)
+    want = master if want is None else want
+    workers = w.wait_children("worker", w.expected_workers(), T(5)) or []
+    t.is_(sorted({nice_of(p) for p in workers}), [want],
+          "%s: %d workers at nice %d" % (label, len(workers), want))
+    t.is_(sorted({nice_of(p) for p in w.pids("dbwriter")}), [master],
+          "%s: dbwriters at the master's nice %d" % (label, master))
+
+
+def drop_cap_sys_nice():
+    """preexec: no CAP_SYS_NICE after the exec (out of the bounding set;
+    the inheritable set is empty), so root cannot lower a nice value."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(24, 23, 0, 0, 0) != 0:    # PR_CAPBSET_DROP, CAP_SYS_NICE
+        raise OSError(ctypes.get_errno(), "PR_CAPBSET_DROP")
+
+
 def test_logrotate(t, w):
     """contrib/wsgate.logrotate against this instance: its paths pointed at
     the test's log dir and pidfile, the systemd unit at one that does not
@@ -142,18 +172,23 @@ def main(t):
     w = pl.gateway(t, "dropped", pg, r, up, TABLE, user=USER,
                    runtime_dir=os.path.join(base, "run", "wsgate"),
                    spool_dir=os.path.join(base, "lib", "wsgate", "spool"),
-                   log_file=os.path.join(base, "log", "wsgate.log"))
+                   log_file=os.path.join(base, "log", "wsgate.log"),
+                   worker_priority=-5)
     w.pg = pg
     w.start()
     t.ok(pl.wait_table(w, pg, TABLE), "dbwriter (as %s) created the table" % USER)
     check_files(t, w, "created")
+    check_priority(t, w, -5, "worker_priority -5")
     request(t, w, "first", "generation 1")
 
+    w.write_config(worker_priority=3)
     w.signal(signal.SIGHUP)
     t.ok(w.wait_log(r"reload complete generation=2", T(10)) is not None, "HUP: reloaded")
     w.wait_children("worker", w.expected_workers(), T(5))
     request(t, w, "second", "generation 2")
     check_files(t, w, "after HUP")
+    check_priority(t, w, 3, "HUP to worker_priority 3")
+    w.write_config(worker_priority=None)
 
     test_logrotate(t, w)
     t.is_(w.stop(), 0, "TERM: exit 0")
@@ -174,6 +209,20 @@ def main(t):
          "restart: runtime_dir's mode change logged")
     check_files(t, w, "restart over wrong owners and modes")
     request(t, w, "third", "restart")
+    check_priority(t, w, None, "worker_priority unset")
+    w.stop()
+
+    # Root without CAP_SYS_NICE (a bounding set that lacks it): the
+    # workers cannot go below the master's nice value, say so, and serve.
+    w.write_config(worker_priority=-5)
+    w.mark_log()
+    w.start(preexec=drop_cap_sys_nice)
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    t.ok(w.wait_log(r"worker_priority -5 not applied: Permission denied "
+                    r"\(the worker keeps nice %d\)" % ours, T(5)) is not None,
+         "no CAP_SYS_NICE: a worker logs that it keeps nice %d" % ours)
+    check_priority(t, w, ours, "no CAP_SYS_NICE")
+    request(t, w, "fourth", "without CAP_SYS_NICE")
     w.stop()
 
     # A shared directory is never taken over.

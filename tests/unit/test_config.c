@@ -194,6 +194,7 @@ test_defaults(void)
 	is_int(c->c_workers, ncpu, "workers auto = online CPUs");
 	is_int(c->c_workers_auto, 1, "workers_auto set");
 	is_int(c->c_dbwriters, 1, "dbwriters");
+	is_int(c->c_worker_priority_set, 0, "worker_priority unset: inherited");
 	is_str(c->c_ws_path, "/ws", "ws_path");
 	is_str(c->c_echo_path, NULL, "echo_path off");
 	ok(c->c_allowed_origins == NULL && c->c_nallowed_origins == 0,
@@ -447,6 +448,19 @@ test_ranges(void)
 		{ "workers many", "invalid number \"many\" for \"workers\"" },
 		{ "dbwriters 64", NULL },
 		{ "dbwriters 65", "\"dbwriters\" must be between 1 and 64" },
+		{ "worker_priority -20", NULL },
+		{ "worker_priority 19", NULL },
+		{ "worker_priority +0", NULL },
+		{ "worker_priority -21",
+		    "\"worker_priority\" must be between -20 and 19" },
+		{ "worker_priority 20",
+		    "\"worker_priority\" must be between -20 and 19" },
+		{ "worker_priority --5",
+		    "invalid number \"--5\" for \"worker_priority\"" },
+		{ "worker_priority -",
+		    "invalid number \"-\" for \"worker_priority\"" },
+		{ "worker_priority high",
+		    "invalid number \"high\" for \"worker_priority\"" },
 		{ "max_connections 1000000", NULL },
 		{ "max_connections 0",
 		    "\"max_connections\" must be between 1 and 1000000" },
@@ -581,8 +595,10 @@ test_values(void)
 	    "\"missing_config\" (expected null or reject)");
 
 	c = load("workers auto\nredis_db 3\nmax_message_size 64k\n"
-	    "idle_timeout 2m\nloop_budget 12");
+	    "idle_timeout 2m\nloop_budget 12\nworker_priority -7");
 	if (ok(c != NULL, "explicit values: %s", errbuf)) {
+		is_int(c->c_worker_priority, -7, "worker_priority -7");
+		is_int(c->c_worker_priority_set, 1, "worker_priority set");
 		is_int(c->c_workers_auto, 1, "workers auto");
 		is_int(c->c_loop_budget, 12, "loop_budget 12");
 		is_int(c->c_loop_budget_auto, 0, "loop_budget 12 is not auto");

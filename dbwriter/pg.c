@@ -1,16 +1,18 @@
 /*
  * PostgreSQL connection management for the dbwriter.
  *
- * PQconnectStart() with a host name resolves it synchronously; configure
- * `hostaddr` (or a numeric host) in pg_conninfo to keep even that off the
- * loop.  Everything else is PQconnectPoll()/PQconsumeInput() driven by
- * ev_io on PQsocket().
+ * PQconnectStart() with a host name would resolve it synchronously: the
+ * names of the conninfo's host list are looked up off the loop first
+ * (resolve.h) and libpq gets their addresses as `hostaddr`, with `host`
+ * kept for TLS, Kerberos and the password file.  Everything else is
+ * PQconnectPoll()/PQconsumeInput() driven by ev_io on PQsocket().
  */
 #include "autoconf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "pg.h"
@@ -35,6 +37,9 @@ static void	pg_ready(struct pg *);
 static void	pg_finished(struct pg *);
 static int	pg_copy_put(struct pg *);
 static void	pg_start(struct pg *, pg_done_fn *, void *);
+static void	pg_resolved(struct resolver *, int, void *);
+static void	pg_connect_start(struct pg *, const char *const *,
+		    const char *const *);
 
 /* Server notices ("already exists, skipping") go to the debug log. */
 static void
@@ -69,7 +74,9 @@ pg_fail(struct pg *pg, const char *what)
 	char	 reason[512], *nl;
 
 	snprintf(reason, sizeof(reason), "%s", pg->pg_conn != NULL ?
-	    PQerrorMessage(pg->pg_conn) : "out of memory");
+	    PQerrorMessage(pg->pg_conn) : pg->pg_why != NULL ? pg->pg_why :
+	    "out of memory");
+	pg->pg_why = NULL;
 	/* libpq messages span lines; keep the log one line per event. */
 	for (nl = reason; *nl != '\0'; nl++)
 		if (*nl == '\n' || *nl == '\t')
@@ -112,7 +119,21 @@ pg_connect(struct pg *pg)
 	pg->pg_failed = 0;
 	pg->pg_sqlstate[0] = '\0';
 	pg->pg_errmsg[0] = '\0';
-	pg->pg_conn = PQconnectStart(pg->pg_cfg->c_pg_conninfo);
+	if (pg->pg_lookup)
+		resolve_start(&pg->pg_res);	/* pg_resolved() goes on */
+	else
+		pg_connect_start(pg, NULL, NULL);
+}
+
+/* Connect with the conninfo, or with its options and these values. */
+static void
+pg_connect_start(struct pg *pg, const char *const *kw,
+    const char *const *val)
+{
+	if (kw == NULL)
+		pg->pg_conn = PQconnectStart(pg->pg_cfg->c_pg_conninfo);
+	else
+		pg->pg_conn = PQconnectStartParams(kw, val, 0);
 	if (pg->pg_conn == NULL || PQstatus(pg->pg_conn) == CONNECTION_BAD) {
 		pg_fail(pg, "PostgreSQL connection failed");
 		return;
@@ -501,6 +522,181 @@ pg_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		pg_connect(pg);
 }
 
+/*
+ * Whether an element of libpq's host list is a name to look up: not
+ * empty (the default), not a socket directory ('/', or '@' for an
+ * abstract one), not an address.
+ */
+static int
+pg_host_is_name(const char *h, size_t len)
+{
+	char	tmp[256];
+
+	if (len == 0 || h[0] == '/' || h[0] == '@' || len >= sizeof(tmp))
+		return 0;
+	memcpy(tmp, h, len);
+	tmp[len] = '\0';
+	return !resolve_is_numeric(tmp);
+}
+
+/* The n-th element (from 0) of a comma-separated list; its length. */
+static const char *
+pg_list_at(const char *list, size_t n, size_t *len)
+{
+	for (; n > 0; n--)
+		list = strchr(list, ',') + 1;
+	*len = strcspn(list, ",");
+	return list;
+}
+
+static size_t
+pg_list_len(const char *list)
+{
+	size_t	n = 1;
+
+	for (; *list != '\0'; list++)
+		n += *list == ',';
+	return n;
+}
+
+static const char *
+pg_opt(const struct pg *pg, const char *keyword)
+{
+	const PQconninfoOption	*o;
+
+	for (o = pg->pg_opts; o != NULL && o->keyword != NULL; o++)
+		if (strcmp(o->keyword, keyword) == 0)
+			return o->val;
+	return NULL;
+}
+
+/*
+ * Find the names among the conninfo's hosts.  Without hostaddr, up to
+ * RESOLVE_MAX_NAMES of them, and a port list (if any) as long as the
+ * host list, they are looked up before each connection; otherwise libpq
+ * gets the conninfo as it is.
+ */
+static void
+pg_lookup_init(struct pg *pg)
+{
+	const char	*hosts, *port, *names[RESOLVE_MAX_NAMES], *h;
+	char		*copy[RESOLVE_MAX_NAMES];
+	size_t		 i, n, len, nnames = 0;
+
+	pg->pg_opts = PQconninfoParse(pg->pg_cfg->c_pg_conninfo, NULL);
+	if ((hosts = pg_opt(pg, "host")) == NULL || *hosts == '\0' ||
+	    pg_opt(pg, "hostaddr") != NULL)
+		return;
+	n = pg_list_len(hosts);
+	port = pg_opt(pg, "port");
+	if (port != NULL && pg_list_len(port) > 1 && pg_list_len(port) != n)
+		return;		/* libpq reports that */
+	for (i = 0; i < n; i++) {
+		h = pg_list_at(hosts, i, &len);
+		if (!pg_host_is_name(h, len))
+			continue;
+		if (nnames == RESOLVE_MAX_NAMES) {
+			log_warnx("pg_conninfo: more than %d host names; "
+			    "libpq looks them up itself, blocking the "
+			    "dbwriter", RESOLVE_MAX_NAMES);
+			nnames = 0;
+			break;
+		}
+		copy[nnames] = xstrndup(h, len);
+		names[nnames] = copy[nnames];
+		nnames++;
+	}
+	if (nnames > 0 && resolve_init(&pg->pg_res, pg->pg_loop, names,
+	    nnames, "5432", pg_resolved, pg) == 0)
+		pg->pg_lookup = 1;
+	for (i = 0; i < nnames; i++)
+		free(copy[i]);
+}
+
+/* The host, hostaddr and port lists libpq gets after a lookup. */
+struct pg_lists {
+	struct buf	host;
+	struct buf	addr;
+	struct buf	port;	/* only when the conninfo has a port list */
+};
+
+/* Entry k of the lists (a port unless p is NULL). */
+static void
+pg_entry(struct pg_lists *l, size_t k, const char *h, size_t hlen,
+    const char *addr, const char *p, size_t plen)
+{
+	const char	*sep = k > 0 ? "," : "";
+
+	buf_printf(&l->host, "%s%.*s", sep, (int)hlen, h);
+	buf_printf(&l->addr, "%s%s", sep, addr);
+	if (p != NULL)
+		buf_printf(&l->port, "%s%.*s", sep, (int)plen, p);
+}
+
+/*
+ * The names' addresses are in: connect with host, hostaddr (and port)
+ * lists where each name became one entry per address, in order, and
+ * every other host an entry with an empty hostaddr (libpq then uses the
+ * host: a socket directory or an address).
+ */
+static void
+pg_resolved(struct resolver *r, int ok, void *arg)
+{
+	struct pg		*pg = arg;
+	const PQconninfoOption	*o;
+	const char		*hosts = pg_opt(pg, "host"), *port, *h, *p;
+	const char		*kw[64], *val[64];
+	struct pg_lists		 l = { BUF_INIT, BUF_INIT, BUF_INIT };
+	size_t			 i, n, len, plen = 0, nkw = 0, k = 0;
+	unsigned int		 a, name = 0;
+	int			 plist;
+
+	if (pg->pg_state != PG_CONNECTING)
+		return;		/* stopped meanwhile */
+	if (!ok) {
+		pg->pg_why = r->rs_error;
+		pg_fail(pg, "PostgreSQL connection failed");
+		return;
+	}
+	port = pg_opt(pg, "port");
+	plist = port != NULL && pg_list_len(port) > 1;
+	n = pg_list_len(hosts);
+	for (i = 0; i < n; i++) {
+		h = pg_list_at(hosts, i, &len);
+		p = plist ? pg_list_at(port, i, &plen) : NULL;
+		if (!pg_host_is_name(h, len)) {
+			pg_entry(&l, k++, h, len, "", p, plen);
+			continue;
+		}
+		for (a = 0; a < r->rs_naddrs; a++)
+			if (r->rs_addrs[a].ra_name == name)
+				pg_entry(&l, k++, h, len,
+				    r->rs_addrs[a].ra_text, p, plen);
+		name++;
+	}
+	for (o = pg->pg_opts; o->keyword != NULL && nkw < 60; o++) {
+		if (o->val == NULL || strcmp(o->keyword, "host") == 0 ||
+		    strcmp(o->keyword, "hostaddr") == 0 ||
+		    (plist && strcmp(o->keyword, "port") == 0))
+			continue;
+		kw[nkw] = o->keyword;
+		val[nkw++] = o->val;
+	}
+	kw[nkw] = "host";
+	val[nkw++] = buf_cstr(&l.host);
+	kw[nkw] = "hostaddr";
+	val[nkw++] = buf_cstr(&l.addr);
+	if (plist) {
+		kw[nkw] = "port";
+		val[nkw++] = buf_cstr(&l.port);
+	}
+	kw[nkw] = val[nkw] = NULL;
+	pg_connect_start(pg, kw, val);
+	buf_free(&l.host);
+	buf_free(&l.addr);
+	buf_free(&l.port);
+}
+
 void
 pg_init(struct pg *pg, struct ev_loop *loop, const struct config *cfg,
     pg_state_fn *fn, void *arg)
@@ -516,6 +712,7 @@ pg_init(struct pg *pg, struct ev_loop *loop, const struct config *cfg,
 	pg->pg_io.data = pg;
 	ev_timer_init(&pg->pg_retry, pg_retry_cb, 0., 0.);
 	pg->pg_retry.data = pg;
+	pg_lookup_init(pg);
 }
 
 void
@@ -531,4 +728,14 @@ pg_stop(struct pg *pg)
 	pg->pg_state = PG_STOPPED;
 	pg->pg_copy = PG_COPY_NONE;
 	buf_free(&pg->pg_copy_data);
+	resolve_close(&pg->pg_res);
+	pg->pg_lookup = 0;
+	if (pg->pg_opts != NULL) {
+		PQconninfoOption *o;
+		for (o = pg->pg_opts; o->keyword != NULL; o++)
+			if (o->val != NULL)
+				explicit_bzero(o->val, strlen(o->val));
+		PQconninfoFree(pg->pg_opts);
+		pg->pg_opts = NULL;
+	}
 }

@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "resolve.h"
 
 enum pg_state {
 	PG_IDLE = 0,		/* waiting to (re)connect */
@@ -61,6 +62,11 @@ struct pg {
 	size_t			 pg_copy_off;	/* of them handed to libpq */
 	pg_state_fn		*pg_on_state;	/* ready / lost */
 	void			*pg_on_state_arg;
+	/* Host names of the conninfo, looked up off the loop (pg.c). */
+	PQconninfoOption	*pg_opts;	/* the parsed conninfo */
+	struct resolver		 pg_res;
+	int			 pg_lookup;	/* the host list has names */
+	char			*pg_why;	/* a failure without a PGconn */
 };
 
 /*

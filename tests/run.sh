@@ -27,7 +27,7 @@ PACKAGES="build-essential autoconf automake libtool pkg-config libev-dev
 libhiredis-dev libcurl4-openssl-dev libpq-dev libjsmn-dev libssl-dev
 redis-server postgresql python3 openssl clang llvm python3-websockets
 dpkg-dev debhelper lintian systemd logrotate man-db
-prometheus python3-prometheus-client haproxy nginx-light"
+prometheus python3-prometheus-client haproxy nginx-light iproute2"
 
 CHECK_TIMEOUT=${WSGATE_CHECK_TIMEOUT:-1800}
 DISTCHECK_TIMEOUT=${WSGATE_DISTCHECK_TIMEOUT:-2400}

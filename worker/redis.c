@@ -1,9 +1,10 @@
 /*
  * Redis client for the worker (hiredis async + libev adapter).
  *
- * hiredis resolves a host name synchronously inside redisAsyncConnect();
- * redis_host should be an address (the default is 127.0.0.1) or use
- * redis_socket.  Everything else is non-blocking.
+ * hiredis would resolve a host name synchronously inside
+ * redisAsyncConnect(): a redis_host name is looked up off the loop
+ * (resolve.h) before each connection attempt, and hiredis gets the
+ * address.  Everything else is non-blocking.
  */
 #include "autoconf.h"
 
@@ -17,6 +18,7 @@
 
 #include "log.h"
 #include "redis.h"
+#include "resolve.h"
 #include "stats.h"
 #include "util.h"
 
@@ -37,9 +39,13 @@ static struct {
 	ev_timer		 health;
 	int			 ping_out;	/* a PING awaits its answer */
 	ev_tstamp		 ping_at;
+	struct resolver		 res;		/* redis_host */
+	unsigned int		 next_addr;	/* of its addresses */
 } rd;
 
 static void	redis_connect(void);
+static void	redis_open(redisAsyncContext *);
+static void	redis_resolved(struct resolver *, int, void *);
 static void	redis_connect_cb(const redisAsyncContext *, int);
 static void	redis_disconnect_cb(const redisAsyncContext *, int);
 static void	redis_retry_cb(struct ev_loop *, ev_timer *, int);
@@ -56,6 +62,7 @@ redis_schedule(const char *why)
 {
 	if (rd.stopping)
 		return;
+	rd.next_addr++;
 	stats_dep(STATS_DEP_DOWN);
 	if (!rd.logged_down || rd.backoff_ms >= REDIS_BACKOFF_MAX_MS)
 		log_warnx("Redis unavailable: %s retry_in=%ums", why,
@@ -68,16 +75,37 @@ redis_schedule(const char *why)
 		rd.backoff_ms = REDIS_BACKOFF_MAX_MS;
 }
 
+/* Connect: by path, or once the host's addresses are known. */
 static void
 redis_connect(void)
 {
-	const struct config	*cfg = rd.cfg;
-	redisAsyncContext	*ac;
-
-	if (cfg->c_redis_socket != NULL)
-		ac = redisAsyncConnectUnix(cfg->c_redis_socket);
+	if (rd.cfg->c_redis_socket != NULL)
+		redis_open(redisAsyncConnectUnix(rd.cfg->c_redis_socket));
 	else
-		ac = redisAsyncConnect(cfg->c_redis_host, cfg->c_redis_port);
+		resolve_start(&rd.res);
+}
+
+/* Addresses, or a failed lookup (retried as a failed connection). */
+static void
+redis_resolved(struct resolver *r, int ok, void *arg)
+{
+	const char	*addr;
+
+	(void)arg;
+	if (rd.stopping)
+		return;
+	if (!ok) {
+		redis_schedule(r->rs_error);
+		return;
+	}
+	/* A failed attempt moves on to the next address (redis_schedule). */
+	addr = r->rs_addrs[rd.next_addr % r->rs_naddrs].ra_text;
+	redis_open(redisAsyncConnect(addr, rd.cfg->c_redis_port));
+}
+
+static void
+redis_open(redisAsyncContext *ac)
+{
 	if (ac == NULL) {
 		redis_schedule("out of memory");
 		return;
@@ -188,7 +216,7 @@ redis_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)t;
 	(void)revents;
-	if (rd.ac == NULL && !rd.stopping)
+	if (rd.ac == NULL && !rd.stopping && !resolve_busy(&rd.res))
 		redis_connect();
 }
 
@@ -237,9 +265,16 @@ redis_health_cb(struct ev_loop *loop, ev_timer *t, int revents)
 void
 redis_init(struct ev_loop *loop, const struct config *cfg)
 {
+	char		 port[8];
+	const char	*host = cfg->c_redis_host;
+
 	memset(&rd, 0, sizeof(rd));
 	rd.loop = loop;
 	rd.cfg = cfg;
+	snprintf(port, sizeof(port), "%d", cfg->c_redis_port);
+	if (cfg->c_redis_socket == NULL && resolve_init(&rd.res, loop, &host,
+	    1, port, redis_resolved, NULL) == -1)
+		fatalx("Redis: %s", rd.res.rs_error);
 	rd.backoff_ms = REDIS_BACKOFF_MIN_MS;
 	ev_timer_init(&rd.retry, redis_retry_cb, 0., 0.);
 	ev_timer_init(&rd.health, redis_health_cb, REDIS_HEALTH_S,
@@ -311,6 +346,7 @@ redis_shutdown(void)
 	rd.stopping = 1;
 	ev_timer_stop(rd.loop, &rd.retry);
 	ev_timer_stop(rd.loop, &rd.health);
+	resolve_close(&rd.res);
 	if (rd.ac != NULL) {
 		redisAsyncContext *ac = rd.ac;
 		rd.ac = NULL;

@@ -26,10 +26,9 @@
  * Timeouts: every call has the same timeout, so calls are kept in start
  * order and one ev_timer waits for the oldest.
  *
- * Name resolution never blocks the loop: a numeric host is converted
- * directly, a name is looked up with getaddrinfo_a() (a glibc helper
- * thread, ending in ev_async), again every H1_RESOLVE_EVERY seconds and
- * after a connect error.
+ * Name resolution never blocks the loop (resolve.h): a name is looked up
+ * at start, again every H1_RESOLVE_EVERY seconds and after a connect
+ * error.
  */
 #include "autoconf.h"
 
@@ -53,6 +52,7 @@
 #include "budget.h"
 #include "h1resp.h"
 #include "log.h"
+#include "resolve.h"
 #include "upstream_impl.h"
 #include "util.h"
 
@@ -60,7 +60,7 @@
 #define H1_READS_MAX	16		/* recv()s per wakeup, then yield */
 #define H1_MAX_BODY	(256u << 20)	/* response bytes kept */
 #define H1_POOL_BUF	(64u << 10)	/* larger body buffers not kept */
-#define H1_MAX_ADDRS	16
+#define H1_MAX_ADDRS	RESOLVE_MAX_ADDRS
 #define H1_RESOLVE_EVERY 30.		/* s, re-resolution of a host name */
 #define H1_RESOLVE_RETRY 1.		/* s, after a failed one */
 #define H1_KEY_MAX	64
@@ -133,24 +133,16 @@ static struct {
 	socklen_t		 addrlens[H1_MAX_ADDRS];
 	unsigned int		 naddrs;
 	unsigned int		 next_addr;
-	int			 numeric;
-	char			 resolve_error[128];
-
-	/* getaddrinfo_a() state for a host name. */
-	struct gaicb		 gai;
-	struct addrinfo		 gai_hints;
-	int			 resolving;
-	int			 closed;	/* read by the resolver thread */
-	ev_async		 resolved;
+	char			 resolve_error[192];
+	struct resolver		 res;
 	ev_timer		 reresolve;
 } h1;
 
 static void	h1_io_cb(struct ev_loop *, ev_io *, int);
 static void	h1_timeout_cb(struct ev_loop *, ev_timer *, int);
 static void	h1_failnow_cb(struct ev_loop *, ev_timer *, int);
-static void	h1_resolved_cb(struct ev_loop *, ev_async *, int);
+static void	h1_resolved(struct resolver *, int, void *);
 static void	h1_reresolve_cb(struct ev_loop *, ev_timer *, int);
-static void	h1_gai_notify(union sigval);
 static void	h1_resolve(void);
 static void	h1_dispatch(struct h1call *);
 static void	h1_pump(void);
@@ -222,8 +214,8 @@ out:
 static void
 h1_init(struct ev_loop *loop, const struct config *cfg)
 {
-	struct addrinfo	 hints, *res;
 	char		*port, *target, *hosthdr;
+	const char	*name;
 
 	memset(&h1, 0, sizeof(h1));
 	h1.loop = loop;
@@ -237,8 +229,6 @@ h1_init(struct ev_loop *loop, const struct config *cfg)
 	ev_timer_init(&h1.timeout, h1_timeout_cb, 0., 0.);
 	ev_timer_init(&h1.failnow, h1_failnow_cb, 0., 0.);
 	ev_timer_init(&h1.reresolve, h1_reresolve_cb, 0., 0.);
-	ev_async_init(&h1.resolved, h1_resolved_cb);
-	ev_async_start(loop, &h1.resolved);
 
 	if (!upstream_h1_usable(cfg->c_upstream_url, &h1.host, &port,
 	    &target, &hosthdr))
@@ -253,92 +243,51 @@ h1_init(struct ev_loop *loop, const struct config *cfg)
 	free(target);
 	free(hosthdr);
 
-	/* A numeric address needs no lookup: convert it now. */
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	if (getaddrinfo(h1.host, h1.port, &hints, &res) == 0) {
-		memcpy(&h1.addrs[0], res->ai_addr, res->ai_addrlen);
-		h1.addrlens[0] = res->ai_addrlen;
-		h1.naddrs = 1;
-		h1.numeric = 1;
-		freeaddrinfo(res);
-	} else
+	name = h1.host;
+	if (resolve_init(&h1.res, loop, &name, 1, h1.port, h1_resolved,
+	    NULL) == -1)
+		fatalx("upstream: %s", h1.res.rs_error);
+	/* A numeric address needs no lookup: use it now. */
+	if (h1.res.rs_numeric)
+		h1_resolved(&h1.res, 1, NULL);
+	else
 		h1_resolve();
 }
 
-/* Start a lookup of the host name (glibc's resolver in a helper thread). */
+/* Look the host name up (again); a numeric host is never looked up. */
 static void
 h1_resolve(void)
 {
-	struct gaicb	*list[1];
-	struct sigevent	 sev;
-	int		 rc;
-
-	if (h1.numeric || h1.resolving)
+	if (h1.res.rs_numeric || resolve_busy(&h1.res))
 		return;
 	ev_timer_stop(h1.loop, &h1.reresolve);
-	memset(&h1.gai, 0, sizeof(h1.gai));
-	memset(&h1.gai_hints, 0, sizeof(h1.gai_hints));
-	h1.gai_hints.ai_socktype = SOCK_STREAM;
-	h1.gai_hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
-	h1.gai.ar_name = h1.host;
-	h1.gai.ar_service = h1.port;
-	h1.gai.ar_request = &h1.gai_hints;
-	list[0] = &h1.gai;
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_THREAD;
-	sev.sigev_notify_function = h1_gai_notify;
-	if ((rc = getaddrinfo_a(GAI_NOWAIT, list, 1, &sev)) != 0) {
-		snprintf(h1.resolve_error, sizeof(h1.resolve_error),
-		    "cannot resolve %s: %s", h1.host, gai_strerror(rc));
-		log_warn("upstream: %s", h1.resolve_error);
-		ev_timer_set(&h1.reresolve, H1_RESOLVE_RETRY, 0.);
-		ev_timer_start(h1.loop, &h1.reresolve);
-		return;
-	}
-	h1.resolving = 1;
-}
-
-/* In glibc's notification thread: only wake the loop. */
-static void
-h1_gai_notify(union sigval sv)
-{
-	(void)sv;
-	if (!__atomic_load_n(&h1.closed, __ATOMIC_ACQUIRE))
-		ev_async_send(h1.loop, &h1.resolved);
+	resolve_start(&h1.res);
 }
 
 static void
-h1_resolved_cb(struct ev_loop *loop, ev_async *w, int revents)
+h1_resolved(struct resolver *r, int ok, void *arg)
 {
-	struct addrinfo	*ai;
 	struct h1call	*c;
-	int		 rc;
+	unsigned int	 i;
 	ev_tstamp	 again = H1_RESOLVE_EVERY;
 
-	(void)loop;
-	(void)w;
-	(void)revents;
-	if (!h1.resolving || (rc = gai_error(&h1.gai)) == EAI_INPROGRESS)
-		return;
-	h1.resolving = 0;
-	if (rc == 0) {
-		h1.naddrs = 0;
-		for (ai = h1.gai.ar_result; ai != NULL &&
-		    h1.naddrs < H1_MAX_ADDRS; ai = ai->ai_next) {
-			memcpy(&h1.addrs[h1.naddrs], ai->ai_addr,
-			    ai->ai_addrlen);
-			h1.addrlens[h1.naddrs++] = ai->ai_addrlen;
+	(void)arg;
+	if (ok) {
+		for (i = 0; i < r->rs_naddrs; i++) {
+			memcpy(&h1.addrs[i], &r->rs_addrs[i].ra_addr,
+			    r->rs_addrs[i].ra_len);
+			h1.addrlens[i] = r->rs_addrs[i].ra_len;
 		}
+		h1.naddrs = r->rs_naddrs;
 		h1.next_addr = 0;
 		h1.resolve_error[0] = '\0';
-		freeaddrinfo(h1.gai.ar_result);
-		h1.gai.ar_result = NULL;
+		if (r->rs_numeric)
+			return;
 	} else {
-		snprintf(h1.resolve_error, sizeof(h1.resolve_error),
-		    "cannot resolve %s: %s", h1.host, gai_strerror(rc));
-		log_warn("upstream: %s", h1.resolve_error);
+		/* The addresses of the last lookup that worked stay. */
+		snprintf(h1.resolve_error, sizeof(h1.resolve_error), "%s",
+		    r->rs_error);
+		log_warnx("upstream: %s", h1.resolve_error);
 		again = H1_RESOLVE_RETRY;
 		/* Waiting calls cannot go anywhere until a lookup works. */
 		if (h1.naddrs == 0)
@@ -416,7 +365,7 @@ h1_dispatch(struct h1call *c)
 		h1_connect(c);
 		return;
 	}
-	if (h1.naddrs == 0 && !h1.resolving) {
+	if (h1.naddrs == 0 && !resolve_busy(&h1.res)) {
 		h1_call_fail(c, h1.resolve_error[0] != '\0' ?
 		    h1.resolve_error : "no address for the upstream host");
 		return;
@@ -851,15 +800,8 @@ h1_shutdown(void)
 	ev_timer_stop(h1.loop, &h1.timeout);
 	ev_timer_stop(h1.loop, &h1.failnow);
 	ev_timer_stop(h1.loop, &h1.reresolve);
-	/*
-	 * A lookup under way is cancelled if it has not started; one that
-	 * has is left to finish in its thread (the worker is exiting) and
-	 * must no longer wake the loop.
-	 */
-	__atomic_store_n(&h1.closed, 1, __ATOMIC_RELEASE);
-	if (h1.resolving && gai_cancel(&h1.gai) == EAI_CANCELED)
-		h1.resolving = 0;
-	ev_async_stop(h1.loop, &h1.resolved);
+	/* A lookup under way finishes in its thread, unheard of. */
+	resolve_close(&h1.res);
 	while ((c = TAILQ_FIRST(&h1.calls)) != NULL) {
 		if ((k = c->c_conn) != NULL) {
 			k->k_call = NULL;

@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""Host names never block an event loop: redis_host, the upstream_url's
+host and pg_conninfo's host list are looked up off the workers' and the
+dbwriters' loops, before each connection attempt.
+
+The test runs in network and mount namespaces of its own (root needed):
+loopback only, /etc/resolv.conf bound to tests/integration/dnsserver.py
+on 127.0.0.1:53, whose zone the test edits as it goes:
+- names with two addresses (127.0.0.2, where nothing listens, then
+  127.0.0.1) for all three: requests answered, rows written, every
+  address tried;
+- a PostgreSQL host list (a name whose port is dead, then a name):
+  the second entry used;
+- lookups answered after 4 s: the worker serves echo and /healthz, and
+  the dbwriter takes its workers' connections, before the answer; then
+  Redis and PostgreSQL are reached;
+- names unknown (NXDOMAIN): logged, 503 "config store unavailable",
+  /readyz 503; once the zone has them, the next attempts connect."""
+
+import ctypes
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import T  # noqa: E402
+import persistlib as pl  # noqa: E402
+from t_pipeline import Client, expect_error  # noqa: E402
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+DNS_PY = os.path.join(harness.HERE, "dnsserver.py")
+DELAY = 4.0             # seconds a slow lookup takes
+TABLE = "resp_resolve"
+
+
+class Dns:
+    """dnsserver.py on 127.0.0.1:53 of this namespace, and its zone."""
+
+    def __init__(self, t):
+        self.zone_file = os.path.join(t.dir, "zone.json")
+        self.log = os.path.join(t.dir, "dns.log")
+        self.zone = {"ready.wsgate.test": {"a": ["127.0.0.1"]}}
+        self.save()
+        out = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, DNS_PY, "--listen", "127.0.0.1:53", "--zone", self.zone_file],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        harness.REG.add(self.proc.pid, "dnsserver", self.proc)
+
+    def save(self):
+        tmp = self.zone_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.zone, f)
+        os.rename(tmp, self.zone_file)
+
+    def set(self, name, addrs, delay=0.0):
+        self.zone[name] = {"a": list(addrs), "delay": delay}
+        self.save()
+
+    def answers(self, name):
+        """Wall-clock times of the A answers given for name."""
+        with open(self.log) as f:
+            return [float(l.split()[0]) for l in f
+                    if len(l.split()) >= 3 and l.split()[1] == name and l.split()[2] == "1"]
+
+
+def private_resolver(t):
+    """Move this process, and all it starts from now on, into new network
+    and mount namespaces whose resolver is ours.  None if not possible."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
+        return "unshare: %s" % os.strerror(ctypes.get_errno())
+    rc = os.path.join(t.dir, "resolv.conf")
+    with open(rc, "w") as f:
+        f.write("nameserver 127.0.0.1\noptions timeout:%d attempts:2\n" % (DELAY + 4))
+    for cmd in (["mount", "--make-rprivate", "/"], ["ip", "link", "set", "lo", "up"],
+                ["mount", "--bind", rc, "/etc/resolv.conf"]):
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            return "%s: %s" % (" ".join(cmd), r.stdout.decode(errors="replace").strip())
+    return None
+
+
+def resolves(name):
+    try:
+        return socket.getaddrinfo(name, 80, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+    except OSError:
+        return None
+
+
+def log_times(w, regex):
+    """Wall-clock times of the log lines matching regex."""
+    out = []
+    for m in w.grep_log(regex):
+        stamp = m.string.split()[0]         # 2026-11-27T17:44:17.919Z
+        out.append(time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+                   - time.timezone + float("0" + stamp[19:-1]))
+    return out
+
+
+def wait_ready(w, status, body, timeout):
+    """Wait until /readyz answers status and body; the last answer."""
+    last = [None]
+
+    def check():
+        st, text = harness.try_http_get(w.admin_port, "/readyz")
+        last[0] = (st, text.strip())
+        return last[0] == (status, body)
+    harness.wait_for(check, timeout, 0.1)
+    return last[0]
+
+
+def request(c, rid, user="u1"):
+    return c.call('{"id":"%s","user-id":"%s","payload":{"n":1}}' % (rid, user), timeout=T(10))
+
+
+def requests_land(t, w, pg, rids, label):
+    """Each request answered 200 on one connection, then one row each."""
+    c = Client(w.port)
+    for rid in rids:
+        rep = request(c, rid)
+        t.is_((rep.obj or {}).get("status"), 200, "%s: request %s answered 200" % (label, rid),
+              lambda: repr(rep))
+    c.close()
+    pl.check_rows(t, pg, TABLE, ['"%s"' % rid for rid in rids], label)
+
+
+def logged(w, regex, timeout):
+    """Whether a log line matches regex within timeout (lines stay)."""
+    return bool(harness.wait_for(lambda: w.grep_log(regex), timeout))
+
+
+def test_names(t, dns, pg, r, up):
+    """Two addresses per name, the first refusing: all three reached."""
+    for n in ("redis.wsgate.test", "pg.wsgate.test", "up.wsgate.test"):
+        dns.set(n, ["127.0.0.2", "127.0.0.1"])
+    w = pl.gateway(t, "names", pg, r, up, TABLE, redis_host="redis.wsgate.test",
+                   url=up.url.replace("127.0.0.1", "up.wsgate.test"),
+                   pg_conninfo=pg.conninfo.replace("host=127.0.0.1", "host=pg.wsgate.test"))
+    w.start()
+    t.is_(wait_ready(w, 200, "ready", T(15)), (200, "ready"),
+          "names: /readyz 200 (Redis and PostgreSQL reached by name)")
+    requests_land(t, w, pg, ["n%d" % i for i in range(4)], "names")
+    for n in ("redis.wsgate.test", "pg.wsgate.test", "up.wsgate.test"):
+        t.ok(dns.answers(n), "names: %s was looked up in DNS" % n)
+    w.stop()
+
+
+def test_pg_list(t, dns, pg, r, up):
+    """A host list: a name whose port is dead, then a name that works."""
+    dns.set("dead.wsgate.test", ["127.0.0.1"])
+    conninfo = pg.conninfo.replace("host=127.0.0.1 port=%d" % pg.port,
+                                   "host=dead.wsgate.test,pg.wsgate.test port=%d,%d"
+                                   % (harness.free_port(), pg.port))
+    t.like(conninfo, r"host=dead\.wsgate\.test,pg\.wsgate\.test port=\d+,%d" % pg.port,
+           "list: conninfo with two hosts and two ports")
+    w = pl.gateway(t, "list", pg, r, up, TABLE, pg_conninfo=conninfo)
+    w.start()
+    t.ok(logged(w, r"dbwriter\[\d+\] info: connected to PostgreSQL", T(15)),
+         "list: the dbwriter connected through the host list's second entry")
+    requests_land(t, w, pg, ["list1"], "list")
+    t.ok(dns.answers("dead.wsgate.test"), "list: the first name was looked up too")
+    w.stop()
+
+
+def test_slow(t, dns, pg, r, up):
+    """Lookups that take DELAY seconds hold up no loop."""
+    dns.set("redis-slow.wsgate.test", ["127.0.0.1"], DELAY)
+    dns.set("pg-slow.wsgate.test", ["127.0.0.1"], DELAY)
+    w = pl.gateway(t, "slow", pg, r, up, TABLE, redis_host="redis-slow.wsgate.test",
+                   echo_path="/echo", workers=1,
+                   pg_conninfo=pg.conninfo.replace("host=127.0.0.1", "host=pg-slow.wsgate.test"))
+    w.start()
+    c = Client(w.port, "/echo")
+    c.send("ping during the lookups")
+    rep = c.recv(T(5))
+    echoed = time.time()
+    healthz = harness.try_http_get(w.admin_port, "/healthz")[0]
+    healthz_at = time.time()
+    c.close()
+    t.is_(rep.raw, b"ping during the lookups", "slow: the worker echoes while Redis' name "
+          "is looked up", lambda: repr(rep))
+    t.is_(healthz, 200, "slow: /healthz answers meanwhile")
+    t.ok(logged(w, r"dbwriter\[\d+\] info: connected to PostgreSQL", T(DELAY + 15)),
+         "slow: the dbwriter reached PostgreSQL after the lookup")
+    t.is_(wait_ready(w, 200, "ready", T(DELAY + 15)), (200, "ready"),
+          "slow: /readyz 200 once both names were answered")
+    redis_at, pg_at = dns.answers("redis-slow.wsgate.test"), dns.answers("pg-slow.wsgate.test")
+    t.ok(redis_at and echoed < min(redis_at) and healthz_at < min(redis_at),
+         "slow: echo and /healthz answered before DNS answered redis-slow",
+         lambda: "echo at %.3f, healthz at %.3f, DNS answers %r" % (echoed, healthz_at, redis_at))
+    accepted = log_times(w, r"dbwriter\[\d+\] info: worker connected slot=0")
+    t.ok(pg_at and accepted and min(accepted) < min(pg_at),
+         "slow: the dbwriter took the worker's connection before DNS answered pg-slow",
+         lambda: "worker connected at %r, DNS answers %r" % (accepted, pg_at))
+    requests_land(t, w, pg, ["slow1"], "slow: then")
+    w.stop()
+
+
+def test_unknown(t, dns, pg, r, up):
+    """NXDOMAIN: said, and connected once the names exist."""
+    w = pl.gateway(t, "unknown", pg, r, up, TABLE, redis_host="redis-new.wsgate.test",
+                   workers=1,
+                   pg_conninfo=pg.conninfo.replace("host=127.0.0.1", "host=pg-new.wsgate.test"))
+    w.start()
+    t.ok(logged(w, r"worker\[\d+\] warn: Redis unavailable: cannot resolve "
+                r"redis-new\.wsgate\.test: Name or service not known retry_in=\d+ms", T(10)),
+         "unknown: 'Redis unavailable: cannot resolve redis-new.wsgate.test: ...' logged")
+    t.ok(logged(w, r"dbwriter\[\d+\] warn: PostgreSQL connection failed: cannot resolve "
+                r"pg-new\.wsgate\.test: Name or service not known retry_in=\d+ms", T(10)),
+         "unknown: 'PostgreSQL connection failed: cannot resolve pg-new.wsgate.test: ...' logged")
+    st = harness.try_http_get(w.admin_port, "/readyz")[0]
+    t.is_(st, 503, "unknown: /readyz 503")
+    c = Client(w.port)
+    expect_error(t, request(c, "unk1"), 503, "config store unavailable",
+                 "unknown: a request meanwhile", rid="unk1")
+    c.close()
+    dns.set("redis-new.wsgate.test", ["127.0.0.1"])
+    dns.set("pg-new.wsgate.test", ["127.0.0.1"])
+    # Redis retries within 5 s, PostgreSQL's backoff by then up to 30 s.
+    t.is_(wait_ready(w, 200, "ready", T(40)), (200, "ready"),
+          "unknown: /readyz 200 once the zone has both names (looked up again)")
+    requests_land(t, w, pg, ["unk2"], "unknown: then")
+    w.stop()
+
+
+def main(t):
+    t.need_binary()
+    if not harness.IS_ROOT:
+        t.skip_all("namespaces and a resolver on port 53 need root")
+    if not harness.pg_bindir():
+        t.skip_all("PostgreSQL server not installed")
+    why = private_resolver(t)
+    if why is not None:
+        t.skip_all("no private network namespace (%s)" % why)
+    dns = Dns(t)
+    t.ok(harness.wait_for(lambda: resolves("ready.wsgate.test") == "127.0.0.1", T(10)),
+         "this namespace resolves names through the test's DNS server")
+    pg, r, up = pl.setup_services(t, users=("u1",))
+    test_names(t, dns, pg, r, up)
+    test_pg_list(t, dns, pg, r, up)
+    test_slow(t, dns, pg, r, up)
+    test_unknown(t, dns, pg, r, up)
+
+
+harness.run(main, watchdog=240)

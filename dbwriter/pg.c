@@ -635,9 +635,10 @@ pg_entry(struct pg_lists *l, size_t k, const char *h, size_t hlen,
 
 /*
  * The names' addresses are in: connect with host, hostaddr (and port)
- * lists where each name became one entry per address, in order, and
- * every other host an entry with an empty hostaddr (libpq then uses the
- * host: a socket directory or an address).
+ * lists where each name became one entry per address, in order (none
+ * if it did not resolve, as libpq skips such a host), and every other
+ * host an entry with an empty hostaddr (libpq then uses the host: a
+ * socket directory or an address).
  */
 static void
 pg_resolved(struct resolver *r, int ok, void *arg)
@@ -658,6 +659,8 @@ pg_resolved(struct resolver *r, int ok, void *arg)
 		pg_fail(pg, "PostgreSQL connection failed");
 		return;
 	}
+	if (r->rs_error[0] != '\0')
+		log_warnx("PostgreSQL host skipped: %s", r->rs_error);
 	port = pg_opt(pg, "port");
 	plist = port != NULL && pg_list_len(port) > 1;
 	n = pg_list_len(hosts);

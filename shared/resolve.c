@@ -208,12 +208,12 @@ resolve_done_cb(struct ev_loop *loop, ev_async *w, int revents)
 		freeaddrinfo(r->rs_gai[i].ar_result);
 		r->rs_gai[i].ar_result = NULL;
 	}
-	/* Every name must resolve: a list's order means something. */
-	if (failed > 0) {
-		r->rs_naddrs = 0;
-		snprintf(r->rs_error, sizeof(r->rs_error), "%s", why);
-	}
-	r->rs_cb(r, failed == 0, r->rs_arg);
+	/*
+	 * Some names may have failed: the others are still worth trying
+	 * (libpq skips a host it cannot resolve); rs_error names the first.
+	 */
+	snprintf(r->rs_error, sizeof(r->rs_error), "%s", why);
+	r->rs_cb(r, r->rs_naddrs > 0, r->rs_arg);
 }
 
 int

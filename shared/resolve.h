@@ -28,7 +28,11 @@ struct resolve_addr {
 };
 
 struct resolver;
-/* On the loop, when a lookup ended: ok, or r->rs_error says why. */
+/*
+ * On the loop, when a lookup ended: ok when there are addresses (with
+ * several names, some may have failed: rs_error then names the first),
+ * else rs_error says why.
+ */
 typedef void	resolve_fn(struct resolver *r, int ok, void *arg);
 
 struct resolver {

@@ -40,8 +40,6 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
-#include <netdb.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

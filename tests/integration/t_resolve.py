@@ -9,8 +9,9 @@ on 127.0.0.1:53, whose zone the test edits as it goes:
 - names with two addresses (127.0.0.2, where nothing listens, then
   127.0.0.1) for all three: requests answered, rows written, every
   address tried;
-- a PostgreSQL host list (a name whose port is dead, then a name):
-  the second entry used;
+- a PostgreSQL host list (a name that does not resolve, one whose port
+  is dead, then a name): the first skipped with a log line, the last
+  used;
 - lookups answered after 4 s: the worker serves echo and /healthz, and
   the dbwriter takes its workers' connections, before the answer; then
   Redis and PostgreSQL are reached;
@@ -153,19 +154,25 @@ def test_names(t, dns, pg, r, up):
 
 
 def test_pg_list(t, dns, pg, r, up):
-    """A host list: a name whose port is dead, then a name that works."""
+    """A host list: a name that does not resolve (skipped, as libpq
+    would), a name whose port is dead, then a name that works."""
     dns.set("dead.wsgate.test", ["127.0.0.1"])
-    conninfo = pg.conninfo.replace("host=127.0.0.1 port=%d" % pg.port,
-                                   "host=dead.wsgate.test,pg.wsgate.test port=%d,%d"
-                                   % (harness.free_port(), pg.port))
-    t.like(conninfo, r"host=dead\.wsgate\.test,pg\.wsgate\.test port=\d+,%d" % pg.port,
-           "list: conninfo with two hosts and two ports")
+    dead = harness.free_port()
+    conninfo = pg.conninfo.replace(
+        "host=127.0.0.1 port=%d" % pg.port,
+        "host=gone.wsgate.test,dead.wsgate.test,pg.wsgate.test port=%d,%d,%d"
+        % (dead, dead, pg.port))
+    t.like(conninfo, r"host=gone\.wsgate\.test,dead\.wsgate\.test,pg\.wsgate\.test "
+           r"port=\d+,\d+,%d" % pg.port, "list: conninfo with three hosts and three ports")
     w = pl.gateway(t, "list", pg, r, up, TABLE, pg_conninfo=conninfo)
     w.start()
+    t.ok(logged(w, r"dbwriter\[\d+\] warn: PostgreSQL host skipped: cannot resolve "
+                r"gone\.wsgate\.test: Name or service not known", T(15)),
+         "list: 'PostgreSQL host skipped: cannot resolve gone.wsgate.test: ...' logged")
     t.ok(logged(w, r"dbwriter\[\d+\] info: connected to PostgreSQL", T(15)),
-         "list: the dbwriter connected through the host list's second entry")
+         "list: the dbwriter connected through the host list's last entry")
     requests_land(t, w, pg, ["list1"], "list")
-    t.ok(dns.answers("dead.wsgate.test"), "list: the first name was looked up too")
+    t.ok(dns.answers("dead.wsgate.test"), "list: the second name was looked up too")
     w.stop()
 
 

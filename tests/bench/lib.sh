@@ -1,6 +1,18 @@
 # Helpers shared by the benchmark scripts (run.sh, pipeline.sh,
 # persist.sh), sourced after they set $here.  Bash.
 
+prog=$(basename "$0")
+die() { echo "$prog: $*" >&2; exit 1; }
+
+need_whole() {	# variable names: each must hold a whole number
+	local v
+	for v; do
+		case ${!v} in
+		''|*[!0-9]*) die "--${v//_/-} needs a whole number, not '${!v}'" ;;
+		esac
+	done
+}
+
 # Ports are picked at random below the ephemeral range (so that no
 # outgoing connection of the benchmark itself can hold one), checked free,
 # and never handed out twice in one run.

@@ -117,14 +117,9 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-die() { echo "persist.sh: $*" >&2; exit 1; }
-note() { echo "persist.sh: $(date +%H:%M:%S) $*" >&2; }
+note() { echo "$prog: $(date +%H:%M:%S) $*" >&2; }
 
-for v in runs duration warmup conns inflight size users workers load_wait; do
-	case ${!v} in
-	''|*[!0-9]*) die "--${v//_/-} needs a whole number, not '${!v}'" ;;
-	esac
-done
+need_whole runs duration warmup conns inflight size users workers load_wait
 [ "$duration" -ge 3 ] || die "--duration must be >= 3"
 if [ -n "$gateway_cpus" ]; then
 	awk -v f="$gateway_cpus" 'BEGIN { exit !(f ~ /^[0-9]*\.?[0-9]+$/ && f >= 0.05) }' ||

@@ -135,15 +135,10 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-die() { echo "pipeline.sh: $*" >&2; exit 1; }
-note() { echo "pipeline.sh: $*" >&2; }
+note() { echo "$prog: $*" >&2; }
 
-for v in runs duration warmup conns inflight rate size users workers \
-    nginx_workers quiet_wait profile_rate; do
-	case ${!v} in
-	''|*[!0-9]*) die "--${v//_/-} needs a whole number, not '${!v}'" ;;
-	esac
-done
+need_whole runs duration warmup conns inflight rate size users workers \
+    nginx_workers quiet_wait profile_rate
 [ "$runs" -ge 1 ] && [ "$duration" -ge 3 ] && [ "$conns" -ge 1 ] &&
     [ "$users" -ge 2 ] && [ "$workers" -ge 1 ] ||
 	die "--runs, --conns, --workers >= 1, --duration >= 3, --users >= 2"

@@ -79,14 +79,9 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-die() { echo "run.sh: $*" >&2; exit 1; }
-note() { echo "run.sh: $*" >&2; }
+note() { echo "$prog: $*" >&2; }
 
-for v in runs duration warmup workers idle_conns idle_workers idle_settle; do
-	case ${!v} in
-	''|*[!0-9]*) die "--${v//_/-} needs a whole number, not '${!v}'" ;;
-	esac
-done
+need_whole runs duration warmup workers idle_conns idle_workers idle_settle
 [ "$runs" -ge 1 ] || die "--runs must be at least 1"
 [ "$duration" -ge 1 ] || die "--duration must be at least 1"
 [ "$idle_conns" -ge 1 ] || die "--idle-conns must be at least 1"

@@ -279,7 +279,9 @@ def client_conns(pid, port):
                 inodes.add(link[8:-1])
     except OSError:
         return 0
-    n = 0
+    # A socket is counted once: /proc/net/tcp is read a page at a time,
+    # and a table that changes between two reads can list one twice.
+    found = set()
     for name in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(name) as f:
@@ -289,8 +291,8 @@ def client_conns(pid, port):
         for line in lines:
             f = line.split()
             if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == "01" and f[9] in inodes:
-                n += 1
-    return n
+                found.add(f[9])
+    return len(found)
 
 
 # ---- PostgreSQL ----

@@ -40,12 +40,14 @@ static struct {
 	int			 ping_out;	/* a PING awaits its answer */
 	ev_tstamp		 ping_at;
 	struct resolver		 res;		/* redis_host */
-	unsigned int		 next_addr;	/* of its addresses */
+	unsigned int		 addr;		/* the one being tried */
 } rd;
 
 static void	redis_connect(void);
 static void	redis_open(redisAsyncContext *);
 static void	redis_resolved(struct resolver *, int, void *);
+static void	redis_connect_addr(void);
+static void	redis_failed(const char *);
 static void	redis_connect_cb(const redisAsyncContext *, int);
 static void	redis_disconnect_cb(const redisAsyncContext *, int);
 static void	redis_retry_cb(struct ev_loop *, ev_timer *, int);
@@ -62,7 +64,6 @@ redis_schedule(const char *why)
 {
 	if (rd.stopping)
 		return;
-	rd.next_addr++;
 	stats_dep(STATS_DEP_DOWN);
 	if (!rd.logged_down || rd.backoff_ms >= REDIS_BACKOFF_MAX_MS)
 		log_warnx("Redis unavailable: %s retry_in=%ums", why,
@@ -89,8 +90,6 @@ redis_connect(void)
 static void
 redis_resolved(struct resolver *r, int ok, void *arg)
 {
-	const char	*addr;
-
 	(void)arg;
 	if (rd.stopping)
 		return;
@@ -98,9 +97,32 @@ redis_resolved(struct resolver *r, int ok, void *arg)
 		redis_schedule(r->rs_error);
 		return;
 	}
-	/* A failed attempt moves on to the next address (redis_schedule). */
-	addr = r->rs_addrs[rd.next_addr % r->rs_naddrs].ra_text;
-	redis_open(redisAsyncConnect(addr, rd.cfg->c_redis_port));
+	rd.addr = 0;
+	redis_connect_addr();
+}
+
+static void
+redis_connect_addr(void)
+{
+	redis_open(redisAsyncConnect(rd.res.rs_addrs[rd.addr].ra_text,
+	    rd.cfg->c_redis_port));
+}
+
+/*
+ * A connection attempt failed: the host's next address at once (a name
+ * may have an IPv6 and an IPv4 address, Redis listening on one), then,
+ * all tried, a new attempt after the backoff.
+ */
+static void
+redis_failed(const char *why)
+{
+	if (rd.cfg->c_redis_socket == NULL && !rd.stopping &&
+	    rd.addr + 1 < rd.res.rs_naddrs) {
+		rd.addr++;
+		redis_connect_addr();
+		return;
+	}
+	redis_schedule(why);
 }
 
 static void
@@ -114,7 +136,7 @@ redis_open(redisAsyncContext *ac)
 		char why[256];
 		snprintf(why, sizeof(why), "%s", ac->errstr);
 		redisAsyncFree(ac);
-		redis_schedule(why);
+		redis_failed(why);
 		return;
 	}
 	if (redisLibevAttach(rd.loop, ac) != REDIS_OK) {
@@ -176,7 +198,7 @@ redis_connect_cb(const redisAsyncContext *cac, int status)
 	if (status != REDIS_OK) {
 		/* hiredis frees the context after this callback. */
 		rd.ac = NULL;
-		redis_schedule(cac->errstr);
+		redis_failed(cac->errstr);
 		return;
 	}
 	rd.setup_pending = 0;

@@ -360,8 +360,9 @@ def try_http_get(port, path="/", timeout=None):
 # ---- Services ----
 
 class Redis:
-    def __init__(self, t, port=None):
+    def __init__(self, t, port=None, bind="127.0.0.1"):
         self.t = t
+        self.bind = bind
         self.port = port or free_port()
         self.dir = t.mkdir("redis-%d" % self.port)
         self.proc = None
@@ -369,7 +370,7 @@ class Redis:
     def start(self):
         log = open(os.path.join(self.dir, "redis.log"), "wb")
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+            ["redis-server", "--port", str(self.port), "--bind", self.bind,
              "--dir", self.dir, "--save", "", "--appendonly", "no",
              "--daemonize", "no"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -388,7 +389,7 @@ class Redis:
         for a in args:
             a = a if isinstance(a, bytes) else str(a).encode()
             req += b"$%d\r\n%s\r\n" % (len(a), a)
-        with socket.create_connection(("127.0.0.1", self.port), timeout=T(2)) as s:
+        with socket.create_connection((self.bind, self.port), timeout=T(2)) as s:
             s.sendall(req)
             data = b""
             while not data.endswith(b"\r\n"):
@@ -1036,8 +1037,8 @@ class Test:
     def wsgate(self, name="wsgate", **kw):
         return Wsgate(self, name, **kw)
 
-    def start_redis(self, port=None):
-        r = Redis(self, port).start()
+    def start_redis(self, port=None, bind="127.0.0.1"):
+        r = Redis(self, port, bind).start()
         self.services.append(r)
         return r
 

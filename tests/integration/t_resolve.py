@@ -6,9 +6,8 @@ dbwriters' loops, before each connection attempt.
 The test runs in network and mount namespaces of its own (root needed):
 loopback only, /etc/resolv.conf bound to tests/integration/dnsserver.py
 on 127.0.0.1:53, whose zone the test edits as it goes:
-- names with two addresses (127.0.0.2, where nothing listens, then
-  127.0.0.1) for all three: requests answered, rows written, every
-  address tried;
+- names for all three: requests answered, rows written; Redis' name
+  with a refusing address first, the second tried at once;
 - a PostgreSQL host list (a name that does not resolve, one whose port
   is dead, then a name): the first skipped with a log line, the last
   used;
@@ -138,10 +137,18 @@ def logged(w, regex, timeout):
 
 
 def test_names(t, dns, pg, r, up):
-    """Two addresses per name, the first refusing: all three reached."""
-    for n in ("redis.wsgate.test", "pg.wsgate.test", "up.wsgate.test"):
-        dns.set(n, ["127.0.0.2", "127.0.0.1"])
-    w = pl.gateway(t, "names", pg, r, up, TABLE, redis_host="redis.wsgate.test",
+    """Redis, the upstream and PostgreSQL by name.  Redis' name has two
+    addresses: 127.0.0.1, which glibc puts first (RFC 6724 rule 9) and
+    where nothing listens on that port, and 127.0.0.3, where a Redis of
+    this test's own network namespace does."""
+    r3 = t.start_redis(bind="127.0.0.3")
+    r3.command("SET", "cfg:u1", json.dumps({"u": "u1"}))
+    dns.set("redis.wsgate.test", ["127.0.0.3", "127.0.0.1"])
+    dns.set("pg.wsgate.test", ["127.0.0.1"])
+    dns.set("up.wsgate.test", ["127.0.0.1"])
+    t.is_(resolves("redis.wsgate.test"), "127.0.0.1",
+          "names: redis.wsgate.test gives 127.0.0.1 first")
+    w = pl.gateway(t, "names", pg, r3, up, TABLE, redis_host="redis.wsgate.test",
                    url=up.url.replace("127.0.0.1", "up.wsgate.test"),
                    pg_conninfo=pg.conninfo.replace("host=127.0.0.1", "host=pg.wsgate.test"))
     w.start()
@@ -150,7 +157,11 @@ def test_names(t, dns, pg, r, up):
     requests_land(t, w, pg, ["n%d" % i for i in range(4)], "names")
     for n in ("redis.wsgate.test", "pg.wsgate.test", "up.wsgate.test"):
         t.ok(dns.answers(n), "names: %s was looked up in DNS" % n)
+    t.is_([m.string for m in w.grep_log(r"Redis unavailable|PostgreSQL connection failed")],
+          [], "names: Redis' refusing first address cost no failed attempt (the "
+          "second is tried at once)")
     w.stop()
+    t.stop_redis(r3)
 
 
 def test_pg_list(t, dns, pg, r, up):

@@ -27,7 +27,9 @@
 static void	pg_io_cb(struct ev_loop *, ev_io *, int);
 static void	pg_notice_cb(void *, const char *);
 static void	pg_retry_cb(struct ev_loop *, ev_timer *, int);
-static ev_tstamp pg_connect_timeout(struct pg *);
+static ev_tstamp pg_connect_timeout(struct pg *, size_t);
+static size_t	pg_list_len(const char *);
+static const char *pg_opt(const struct pg *, const char *);
 static void	pg_poll_connect(struct pg *);
 static void	pg_fail(struct pg *, const char *);
 static void	pg_watch(struct pg *, int);
@@ -39,7 +41,7 @@ static int	pg_copy_put(struct pg *);
 static void	pg_start(struct pg *, pg_done_fn *, void *);
 static void	pg_resolved(struct resolver *, int, void *);
 static void	pg_connect_start(struct pg *, const char *const *,
-		    const char *const *);
+		    const char *const *, size_t);
 
 /* Server notices ("already exists, skipping") go to the debug log. */
 static void
@@ -122,13 +124,16 @@ pg_connect(struct pg *pg)
 	if (pg->pg_lookup)
 		resolve_start(&pg->pg_res);	/* pg_resolved() goes on */
 	else
-		pg_connect_start(pg, NULL, NULL);
+		pg_connect_start(pg, NULL, NULL, 0);
 }
 
-/* Connect with the conninfo, or with its options and these values. */
+/*
+ * Connect with the conninfo, or with its options and these values, whose
+ * host list has `entries` entries.
+ */
 static void
 pg_connect_start(struct pg *pg, const char *const *kw,
-    const char *const *val)
+    const char *const *val, size_t entries)
 {
 	if (kw == NULL)
 		pg->pg_conn = PQconnectStart(pg->pg_cfg->c_pg_conninfo);
@@ -142,41 +147,32 @@ pg_connect_start(struct pg *pg, const char *const *kw,
 	 * PQconnectPoll() does not apply connect_timeout: the retry timer
 	 * is the deadline while connecting (every host of the conninfo).
 	 */
-	ev_timer_set(&pg->pg_retry, pg_connect_timeout(pg), 0.);
+	ev_timer_set(&pg->pg_retry, pg_connect_timeout(pg, entries), 0.);
 	ev_timer_start(pg->pg_loop, &pg->pg_retry);
 	/* Per libpq, poll as if the last result was PGRES_POLLING_WRITING. */
 	pg_watch(pg, EV_WRITE);
 }
 
 /*
- * The conninfo's connect_timeout for each of its hosts, or
- * PG_CONNECT_TIMEOUT_S.
+ * The conninfo's connect_timeout (PG_CONNECT_TIMEOUT_S without one) for
+ * each of the `entries` hosts libpq was given (0: as many as the
+ * conninfo lists).
  */
 static ev_tstamp
-pg_connect_timeout(struct pg *pg)
+pg_connect_timeout(struct pg *pg, size_t entries)
 {
-	PQconninfoOption	*opts, *o;
-	long			 t = 0;
-	int			 hosts = 1;
-	const char		*p;
+	const char	*t = pg_opt(pg, "connect_timeout"), *h;
+	long		 secs = t != NULL ? strtol(t, NULL, 10) : 0;
 
-	if ((opts = PQconninfoParse(pg->pg_cfg->c_pg_conninfo, NULL)) == NULL)
-		return PG_CONNECT_TIMEOUT_S;
-	for (o = opts; o->keyword != NULL; o++) {
-		if (o->val == NULL)
-			continue;
-		if (strcmp(o->keyword, "connect_timeout") == 0)
-			t = strtol(o->val, NULL, 10);
-		else if (strcmp(o->keyword, "host") == 0 ||
-		    strcmp(o->keyword, "hostaddr") == 0)
-			for (hosts = 1, p = o->val; *p != '\0'; p++)
-				hosts += *p == ',';
+	if (entries == 0) {
+		if ((h = pg_opt(pg, "hostaddr")) == NULL)
+			h = pg_opt(pg, "host");
+		entries = h != NULL ? pg_list_len(h) : 1;
 	}
-	PQconninfoFree(opts);
 	/* libpq takes values under 2 as 2 seconds. */
-	if (t <= 0)
-		return PG_CONNECT_TIMEOUT_S;
-	return (ev_tstamp)(t < 2 ? 2 : t) * hosts;
+	if (secs <= 0)
+		secs = PG_CONNECT_TIMEOUT_S;
+	return (ev_tstamp)(secs < 2 ? 2 : secs) * (ev_tstamp)entries;
 }
 
 static void
@@ -694,7 +690,7 @@ pg_resolved(struct resolver *r, int ok, void *arg)
 		val[nkw++] = buf_cstr(&l.port);
 	}
 	kw[nkw] = val[nkw] = NULL;
-	pg_connect_start(pg, kw, val);
+	pg_connect_start(pg, kw, val, k);
 	buf_free(&l.host);
 	buf_free(&l.addr);
 	buf_free(&l.port);

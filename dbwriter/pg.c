@@ -27,7 +27,7 @@
 static void	pg_io_cb(struct ev_loop *, ev_io *, int);
 static void	pg_notice_cb(void *, const char *);
 static void	pg_retry_cb(struct ev_loop *, ev_timer *, int);
-static ev_tstamp pg_connect_timeout(struct pg *, size_t);
+static ev_tstamp pg_connect_timeout(struct pg *);
 static size_t	pg_list_len(const char *);
 static const char *pg_opt(const struct pg *, const char *);
 static void	pg_poll_connect(struct pg *);
@@ -41,7 +41,9 @@ static int	pg_copy_put(struct pg *);
 static void	pg_start(struct pg *, pg_done_fn *, void *);
 static void	pg_resolved(struct resolver *, int, void *);
 static void	pg_connect_start(struct pg *, const char *const *,
-		    const char *const *, size_t);
+		    const char *const *);
+static void	pg_connect_failed(struct pg *, const char *);
+static void	pg_try_host(struct pg *, size_t);
 
 /* Server notices ("already exists, skipping") go to the debug log. */
 static void
@@ -68,14 +70,13 @@ pg_watch(struct pg *pg, int events)
 	ev_io_start(pg->pg_loop, &pg->pg_io);
 }
 
+/* Why the connection failed, on one line. */
 static void
-pg_fail(struct pg *pg, const char *what)
+pg_reason(struct pg *pg, char *reason, size_t len)
 {
-	int	was_busy = pg->pg_state == PG_BUSY;
-	int	was_ready = was_busy || pg->pg_state == PG_READY;
-	char	 reason[512], *nl;
+	char	*nl;
 
-	snprintf(reason, sizeof(reason), "%s", pg->pg_conn != NULL ?
+	snprintf(reason, len, "%s", pg->pg_conn != NULL ?
 	    PQerrorMessage(pg->pg_conn) : pg->pg_why != NULL ? pg->pg_why :
 	    "out of memory");
 	pg->pg_why = NULL;
@@ -83,8 +84,19 @@ pg_fail(struct pg *pg, const char *what)
 	for (nl = reason; *nl != '\0'; nl++)
 		if (*nl == '\n' || *nl == '\t')
 			*nl = ' ';
-	while (nl > reason && nl[-1] == ' ')
+	/* A timeout leaves libpq's message unfinished ("...failed:"). */
+	while (nl > reason && (nl[-1] == ' ' || nl[-1] == ':'))
 		*--nl = '\0';
+}
+
+static void
+pg_fail(struct pg *pg, const char *what)
+{
+	int	was_busy = pg->pg_state == PG_BUSY;
+	int	was_ready = was_busy || pg->pg_state == PG_READY;
+	char	 reason[512];
+
+	pg_reason(pg, reason, sizeof(reason));
 	ev_io_stop(pg->pg_loop, &pg->pg_io);
 	if (pg->pg_conn != NULL)
 		PQfinish(pg->pg_conn);
@@ -123,56 +135,70 @@ pg_connect(struct pg *pg)
 	pg->pg_errmsg[0] = '\0';
 	if (pg->pg_lookup)
 		resolve_start(&pg->pg_res);	/* pg_resolved() goes on */
+	else if (pg->pg_nhosts > 0)
+		pg_try_host(pg, 0);
 	else
-		pg_connect_start(pg, NULL, NULL, 0);
+		pg_connect_start(pg, NULL, NULL);
 }
 
-/*
- * Connect with the conninfo, or with its options and these values, whose
- * host list has `entries` entries.
- */
+/* Connect with the conninfo, or with its options and these values. */
 static void
 pg_connect_start(struct pg *pg, const char *const *kw,
-    const char *const *val, size_t entries)
+    const char *const *val)
 {
 	if (kw == NULL)
 		pg->pg_conn = PQconnectStart(pg->pg_cfg->c_pg_conninfo);
 	else
 		pg->pg_conn = PQconnectStartParams(kw, val, 0);
 	if (pg->pg_conn == NULL || PQstatus(pg->pg_conn) == CONNECTION_BAD) {
-		pg_fail(pg, "PostgreSQL connection failed");
+		pg_connect_failed(pg, "PostgreSQL connection failed");
 		return;
 	}
 	/*
-	 * PQconnectPoll() does not apply connect_timeout: the retry timer
-	 * is the deadline while connecting (every host of the conninfo).
+	 * PQconnectPoll() applies no connect_timeout, and cannot be told to
+	 * give up on one host for the next: the retry timer is the deadline,
+	 * and a list of hosts is tried one host per connection (pg_hosts).
 	 */
-	ev_timer_set(&pg->pg_retry, pg_connect_timeout(pg, entries), 0.);
+	ev_timer_set(&pg->pg_retry, pg_connect_timeout(pg), 0.);
 	ev_timer_start(pg->pg_loop, &pg->pg_retry);
 	/* Per libpq, poll as if the last result was PGRES_POLLING_WRITING. */
 	pg_watch(pg, EV_WRITE);
 }
 
-/*
- * The conninfo's connect_timeout (PG_CONNECT_TIMEOUT_S without one) for
- * each of the `entries` hosts libpq was given (0: as many as the
- * conninfo lists).
- */
+/* The conninfo's connect_timeout, PG_CONNECT_TIMEOUT_S without one. */
 static ev_tstamp
-pg_connect_timeout(struct pg *pg, size_t entries)
+pg_connect_timeout(struct pg *pg)
 {
-	const char	*t = pg_opt(pg, "connect_timeout"), *h;
+	const char	*t = pg_opt(pg, "connect_timeout");
 	long		 secs = t != NULL ? strtol(t, NULL, 10) : 0;
 
-	if (entries == 0) {
-		if ((h = pg_opt(pg, "hostaddr")) == NULL)
-			h = pg_opt(pg, "host");
-		entries = h != NULL ? pg_list_len(h) : 1;
-	}
-	/* libpq takes values under 2 as 2 seconds. */
 	if (secs <= 0)
-		secs = PG_CONNECT_TIMEOUT_S;
-	return (ev_tstamp)(secs < 2 ? 2 : secs) * (ev_tstamp)entries;
+		return PG_CONNECT_TIMEOUT_S;
+	/* libpq takes values under 2 as 2 seconds. */
+	return (ev_tstamp)(secs < 2 ? 2 : secs);
+}
+
+/*
+ * Connecting failed or timed out: the list's next host at once, if there
+ * is one; else the whole attempt failed (retried after the backoff).
+ */
+static void
+pg_connect_failed(struct pg *pg, const char *what)
+{
+	char	reason[512];
+
+	if (pg->pg_hosti + 1 >= pg->pg_nhosts) {
+		pg_fail(pg, what);
+		return;
+	}
+	pg_reason(pg, reason, sizeof(reason));
+	log_warnx("%s: %s; trying the next host", what, reason);
+	ev_io_stop(pg->pg_loop, &pg->pg_io);
+	ev_timer_stop(pg->pg_loop, &pg->pg_retry);
+	if (pg->pg_conn != NULL)
+		PQfinish(pg->pg_conn);
+	pg->pg_conn = NULL;
+	pg_try_host(pg, pg->pg_hosti + 1);
 }
 
 static void
@@ -206,7 +232,7 @@ pg_poll_connect(struct pg *pg)
 		pg_setup(pg);
 		break;
 	default:
-		pg_fail(pg, "PostgreSQL connection failed");
+		pg_connect_failed(pg, "PostgreSQL connection failed");
 		break;
 	}
 }
@@ -513,7 +539,7 @@ pg_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	if (pg->pg_state == PG_CONNECTING)
-		pg_fail(pg, "PostgreSQL connection timed out");
+		pg_connect_failed(pg, "PostgreSQL connection timed out");
 	else
 		pg_connect(pg);
 }
@@ -566,28 +592,77 @@ pg_opt(const struct pg *pg, const char *keyword)
 	return NULL;
 }
 
+static void
+pg_hosts_free(struct pg *pg)
+{
+	size_t	i;
+
+	for (i = 0; i < pg->pg_nhosts; i++) {
+		free(pg->pg_hosts[i].ph_host);
+		free(pg->pg_hosts[i].ph_addr);
+		free(pg->pg_hosts[i].ph_port);
+	}
+	free(pg->pg_hosts);
+	pg->pg_hosts = NULL;
+	pg->pg_nhosts = 0;
+}
+
+/* Append a host; an empty part is one not given. */
+static void
+pg_hosts_add(struct pg *pg, const char *h, size_t hlen, const char *addr,
+    size_t alen, const char *port, size_t plen)
+{
+	struct pg_host	*e;
+
+	pg->pg_hosts = xrealloc(pg->pg_hosts,
+	    (pg->pg_nhosts + 1) * sizeof(*pg->pg_hosts));
+	e = &pg->pg_hosts[pg->pg_nhosts++];
+	e->ph_host = hlen > 0 ? xstrndup(h, hlen) : NULL;
+	e->ph_addr = alen > 0 ? xstrndup(addr, alen) : NULL;
+	e->ph_port = plen > 0 ? xstrndup(port, plen) : NULL;
+}
+
 /*
- * Find the names among the conninfo's hosts.  Without hostaddr, up to
- * RESOLVE_MAX_NAMES of them, and a port list (if any) as long as the
- * host list, they are looked up before each connection; otherwise libpq
- * gets the conninfo as it is.
+ * Element i of an optional list: "" when absent, the one value of a
+ * single-element list for every i.
+ */
+static const char *
+pg_list_get(const char *list, size_t i, size_t *len)
+{
+	if (list == NULL) {
+		*len = 0;
+		return "";
+	}
+	return pg_list_at(list, pg_list_len(list) > 1 ? i : 0, len);
+}
+
+/*
+ * Read the conninfo's host list.  libpq, driven without blocking,
+ * applies no connect_timeout and cannot be told to leave a host that
+ * does not answer for the next, so a list of two hosts or more is tried
+ * here, one host per connection (pg_try_host()).  Without hostaddr, the
+ * names in the list (up to RESOLVE_MAX_NAMES) are looked up before each
+ * attempt; otherwise libpq gets the conninfo as it is.
  */
 static void
 pg_lookup_init(struct pg *pg)
 {
-	const char	*hosts, *port, *names[RESOLVE_MAX_NAMES], *h;
+	const char	*hosts, *addrs, *port, *names[RESOLVE_MAX_NAMES], *h;
+	const char	*a, *p;
 	char		*copy[RESOLVE_MAX_NAMES];
-	size_t		 i, n, len, nnames = 0;
+	size_t		 i, n, len, alen, plen, nnames = 0;
 
 	pg->pg_opts = PQconninfoParse(pg->pg_cfg->c_pg_conninfo, NULL);
-	if ((hosts = pg_opt(pg, "host")) == NULL || *hosts == '\0' ||
-	    pg_opt(pg, "hostaddr") != NULL)
-		return;
-	n = pg_list_len(hosts);
+	hosts = pg_opt(pg, "host");
+	addrs = pg_opt(pg, "hostaddr");
 	port = pg_opt(pg, "port");
-	if (port != NULL && pg_list_len(port) > 1 && pg_list_len(port) != n)
+	if (hosts == NULL && addrs == NULL)
+		return;
+	n = pg_list_len(hosts != NULL ? hosts : addrs);
+	if ((hosts != NULL && addrs != NULL && pg_list_len(addrs) != n) ||
+	    (port != NULL && pg_list_len(port) > 1 && pg_list_len(port) != n))
 		return;		/* libpq reports that */
-	for (i = 0; i < n; i++) {
+	for (i = 0; addrs == NULL && i < n; i++) {
 		h = pg_list_at(hosts, i, &len);
 		if (!pg_host_is_name(h, len))
 			continue;
@@ -607,46 +682,30 @@ pg_lookup_init(struct pg *pg)
 		pg->pg_lookup = 1;
 	for (i = 0; i < nnames; i++)
 		free(copy[i]);
-}
-
-/* The host, hostaddr and port lists libpq gets after a lookup. */
-struct pg_lists {
-	struct buf	host;
-	struct buf	addr;
-	struct buf	port;	/* only when the conninfo has a port list */
-};
-
-/* Entry k of the lists (a port unless p is NULL). */
-static void
-pg_entry(struct pg_lists *l, size_t k, const char *h, size_t hlen,
-    const char *addr, const char *p, size_t plen)
-{
-	const char	*sep = k > 0 ? "," : "";
-
-	buf_printf(&l->host, "%s%.*s", sep, (int)hlen, h);
-	buf_printf(&l->addr, "%s%s", sep, addr);
-	if (p != NULL)
-		buf_printf(&l->port, "%s%.*s", sep, (int)plen, p);
+	if (pg->pg_lookup || n < 2)
+		return;
+	for (i = 0; i < n; i++) {
+		h = pg_list_get(hosts, i, &len);
+		a = pg_list_get(addrs, i, &alen);
+		p = pg_list_get(port, i, &plen);
+		pg_hosts_add(pg, h, len, a, alen, p, plen);
+	}
 }
 
 /*
- * The names' addresses are in: connect with host, hostaddr (and port)
- * lists where each name became one entry per address, in order (none
- * if it did not resolve, as libpq skips such a host), and every other
- * host an entry with an empty hostaddr (libpq then uses the host: a
- * socket directory or an address).
+ * The names' addresses are in: the host list again, each name as one
+ * host per address, in order (none if it did not resolve, as libpq
+ * skips such a host), with the address as hostaddr and the name kept as
+ * host for TLS and the password file.
  */
 static void
 pg_resolved(struct resolver *r, int ok, void *arg)
 {
-	struct pg		*pg = arg;
-	const PQconninfoOption	*o;
-	const char		*hosts = pg_opt(pg, "host"), *port, *h, *p;
-	const char		*kw[64], *val[64];
-	struct pg_lists		 l = { BUF_INIT, BUF_INIT, BUF_INIT };
-	size_t			 i, n, len, plen = 0, nkw = 0, k = 0;
-	unsigned int		 a, name = 0;
-	int			 plist;
+	struct pg	*pg = arg;
+	const char	*hosts = pg_opt(pg, "host"), *port = pg_opt(pg, "port");
+	const char	*h, *p, *a;
+	size_t		 i, n, len, plen;
+	unsigned int	 k, name = 0;
 
 	if (pg->pg_state != PG_CONNECTING)
 		return;		/* stopped meanwhile */
@@ -657,43 +716,62 @@ pg_resolved(struct resolver *r, int ok, void *arg)
 	}
 	if (r->rs_error[0] != '\0')
 		log_warnx("PostgreSQL host skipped: %s", r->rs_error);
-	port = pg_opt(pg, "port");
-	plist = port != NULL && pg_list_len(port) > 1;
+	pg_hosts_free(pg);
 	n = pg_list_len(hosts);
 	for (i = 0; i < n; i++) {
 		h = pg_list_at(hosts, i, &len);
-		p = plist ? pg_list_at(port, i, &plen) : NULL;
+		p = pg_list_get(port, i, &plen);
 		if (!pg_host_is_name(h, len)) {
-			pg_entry(&l, k++, h, len, "", p, plen);
+			pg_hosts_add(pg, h, len, "", 0, p, plen);
 			continue;
 		}
-		for (a = 0; a < r->rs_naddrs; a++)
-			if (r->rs_addrs[a].ra_name == name)
-				pg_entry(&l, k++, h, len,
-				    r->rs_addrs[a].ra_text, p, plen);
+		for (k = 0; k < r->rs_naddrs; k++)
+			if (r->rs_addrs[k].ra_name == name) {
+				a = r->rs_addrs[k].ra_text;
+				pg_hosts_add(pg, h, len, a, strlen(a), p, plen);
+			}
 		name++;
 	}
-	for (o = pg->pg_opts; o->keyword != NULL && nkw < 60; o++) {
+	if (pg->pg_nhosts == 0) {	/* cannot happen: ok means addresses */
+		pg->pg_why = r->rs_error;
+		pg_fail(pg, "PostgreSQL connection failed");
+		return;
+	}
+	pg_try_host(pg, 0);
+}
+
+/* Connect to host i of the list, with the conninfo's other options. */
+static void
+pg_try_host(struct pg *pg, size_t i)
+{
+	const struct pg_host	*e = &pg->pg_hosts[i];
+	const PQconninfoOption	*o;
+	const char		*kw[64], *val[64];
+	size_t			 n = 0;
+
+	pg->pg_hosti = i;
+	for (o = pg->pg_opts; o->keyword != NULL && n < 60; o++) {
 		if (o->val == NULL || strcmp(o->keyword, "host") == 0 ||
 		    strcmp(o->keyword, "hostaddr") == 0 ||
-		    (plist && strcmp(o->keyword, "port") == 0))
+		    strcmp(o->keyword, "port") == 0)
 			continue;
-		kw[nkw] = o->keyword;
-		val[nkw++] = o->val;
+		kw[n] = o->keyword;
+		val[n++] = o->val;
 	}
-	kw[nkw] = "host";
-	val[nkw++] = buf_cstr(&l.host);
-	kw[nkw] = "hostaddr";
-	val[nkw++] = buf_cstr(&l.addr);
-	if (plist) {
-		kw[nkw] = "port";
-		val[nkw++] = buf_cstr(&l.port);
+	if (e->ph_host != NULL) {
+		kw[n] = "host";
+		val[n++] = e->ph_host;
 	}
-	kw[nkw] = val[nkw] = NULL;
-	pg_connect_start(pg, kw, val, k);
-	buf_free(&l.host);
-	buf_free(&l.addr);
-	buf_free(&l.port);
+	if (e->ph_addr != NULL) {
+		kw[n] = "hostaddr";
+		val[n++] = e->ph_addr;
+	}
+	if (e->ph_port != NULL) {
+		kw[n] = "port";
+		val[n++] = e->ph_port;
+	}
+	kw[n] = val[n] = NULL;
+	pg_connect_start(pg, kw, val);
 }
 
 void
@@ -729,6 +807,7 @@ pg_stop(struct pg *pg)
 	buf_free(&pg->pg_copy_data);
 	resolve_close(&pg->pg_res);
 	pg->pg_lookup = 0;
+	pg_hosts_free(pg);
 	if (pg->pg_opts != NULL) {
 		PQconninfoOption *o;
 		for (o = pg->pg_opts; o->keyword != NULL; o++)

@@ -43,6 +43,13 @@ enum pg_copy_phase {
 	PG_COPY_SENT		/* all sent, waiting for the result */
 };
 
+/* One host of the conninfo's list, as libpq takes it (NULL: not given). */
+struct pg_host {
+	char			*ph_host;
+	char			*ph_addr;	/* hostaddr */
+	char			*ph_port;
+};
+
 struct pg {
 	struct ev_loop		*pg_loop;
 	const struct config	*pg_cfg;
@@ -62,10 +69,16 @@ struct pg {
 	size_t			 pg_copy_off;	/* of them handed to libpq */
 	pg_state_fn		*pg_on_state;	/* ready / lost */
 	void			*pg_on_state_arg;
-	/* Host names of the conninfo, looked up off the loop (pg.c). */
+	/*
+	 * A host list is tried one host per connection, names looked up
+	 * off the loop first (pg.c).
+	 */
 	PQconninfoOption	*pg_opts;	/* the parsed conninfo */
 	struct resolver		 pg_res;
 	int			 pg_lookup;	/* the host list has names */
+	struct pg_host		*pg_hosts;	/* none: the conninfo as is */
+	size_t			 pg_nhosts;
+	size_t			 pg_hosti;	/* the one being tried */
 	char			*pg_why;	/* a failure without a PGconn */
 };
 

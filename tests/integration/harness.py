@@ -437,8 +437,9 @@ class Postgres:
     server started directly (its PID is the one we kill), loopback port,
     trust auth, superuser 'postgres', database 'wsgate'."""
 
-    def __init__(self, t, port=None):
+    def __init__(self, t, port=None, host="127.0.0.1"):
         self.t = t
+        self.host = host
         self.port = port or free_port()
         self.bindir = pg_bindir()
         if not self.bindir:
@@ -450,8 +451,8 @@ class Postgres:
         self.proc = None
         self.initialized = False
         self.db = "wsgate"
-        self.conninfo = ("host=127.0.0.1 port=%d user=postgres dbname=%s "
-                         "connect_timeout=5" % (self.port, self.db))
+        self.conninfo = ("host=%s port=%d user=postgres dbname=%s "
+                         "connect_timeout=5" % (host, self.port, self.db))
         self._kw = {}
         if IS_ROOT:
             if not user_ids("postgres"):
@@ -486,7 +487,7 @@ class Postgres:
         self.proc = subprocess.Popen(
             [os.path.join(self.bindir, "postgres"), "-D", self.data,
              "-k", self.dir, "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+             "-c", "listen_addresses=" + self.host, "-c", "fsync=off",
              "-c", "full_page_writes=off", "-c", "synchronous_commit=off"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             cwd=self.dir, env=self._env(), **self._kw)
@@ -503,7 +504,7 @@ class Postgres:
 
     def ready(self):
         r = subprocess.run(
-            [os.path.join(self.bindir, "pg_isready"), "-q", "-h", "127.0.0.1",
+            [os.path.join(self.bindir, "pg_isready"), "-q", "-h", self.host,
              "-p", str(self.port), "-U", "postgres", "-t", "2"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
@@ -513,7 +514,7 @@ class Postgres:
         """Run sql, return the rows as lists of strings (raises on error)."""
         r = subprocess.run(
             [os.path.join(self.bindir, "psql"), "-X", "-q", "-A", "-t",
-             "-F", "\x1f", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+             "-F", "\x1f", "-v", "ON_ERROR_STOP=1", "-h", self.host,
              "-p", str(self.port), "-U", "postgres", "-d", db or self.db,
              "-c", sql],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -1042,14 +1043,14 @@ class Test:
         self.services.append(r)
         return r
 
-    def postgres(self, port=None):
+    def postgres(self, port=None, host="127.0.0.1"):
         """A cluster object (not started): .initdb(), .start(), .stop()."""
-        pg = Postgres(self, port)
+        pg = Postgres(self, port, host)
         self.services.append(pg)
         return pg
 
-    def start_postgres(self, port=None):
-        return self.postgres(port).start()
+    def start_postgres(self, port=None, host="127.0.0.1"):
+        return self.postgres(port, host).start()
 
     def start_upstream(self):
         u = Upstream(self)

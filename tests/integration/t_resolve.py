@@ -11,6 +11,9 @@ on 127.0.0.1:53, whose zone the test edits as it goes:
 - a PostgreSQL host list (a name that does not resolve, one whose port
   is dead, then a name): the first skipped with a log line, the last
   used;
+- a name whose first address stalls, and a list of two addresses whose
+  first stalls: PostgreSQL reached at the second (each host gets its
+  own connection and connect_timeout);
 - lookups answered after 4 s: the worker serves echo and /healthz, and
   the dbwriter takes its workers' connections, before the answer; then
   Redis and PostgreSQL are reached;
@@ -20,6 +23,7 @@ on 127.0.0.1:53, whose zone the test edits as it goes:
 import ctypes
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -187,6 +191,42 @@ def test_pg_list(t, dns, pg, r, up):
     w.stop()
 
 
+def test_pg_stall(t, dns, r, up):
+    """The first host takes the connection and never answers: libpq waits
+    connect_timeout there, then the next host, where a PostgreSQL of this
+    namespace listens, is tried.  Once as a name with two addresses
+    (glibc sorts the stalling 127.0.0.1 first), once as a plain list of
+    two addresses."""
+    pg3 = t.start_postgres(host="127.0.0.3")
+    stall = socket.socket()
+    stall.bind(("127.0.0.1", pg3.port))
+    stall.listen(64)
+    dns.set("stall.wsgate.test", ["127.0.0.3", "127.0.0.1"])
+    t.is_(resolves("stall.wsgate.test"), "127.0.0.1",
+          "stall: stall.wsgate.test gives the stalling 127.0.0.1 first")
+    for i, hosts in enumerate(("stall.wsgate.test", "127.0.0.1,127.0.0.3")):
+        label = "stall, host=%s" % hosts
+        w = pl.gateway(t, "stall%d" % i, pg3, r, up, TABLE,
+                       pg_conninfo="host=%s port=%d user=postgres dbname=wsgate "
+                       "connect_timeout=2" % (hosts, pg3.port))
+        w.start()
+        t.ok(logged(w, r"dbwriter\[\d+\] info: connected to PostgreSQL", T(20)),
+             "%s: the dbwriter connected through the second address" % label)
+        timed_out = [m.string for m in w.grep_log(r"PostgreSQL connection timed out")]
+        t.ok(timed_out and all(re.search(r'timed out: connection to server at "127\.0\.0\.1", '
+                                         r'port %d failed; trying the next host$' % pg3.port, l)
+                               for l in timed_out),
+             "%s: each time-out on 127.0.0.1 says so and goes on to the next host" % label,
+             lambda: repr(timed_out))
+        t.is_([m.string for m in
+               w.grep_log(r"PostgreSQL connection (failed|timed out).*retry_in")],
+              [], "%s: no attempt failed as a whole" % label)
+        requests_land(t, w, pg3, ["stall%d" % i], label)
+        w.stop()
+    stall.close()
+    t.stop_postgres(pg3)
+
+
 def test_slow(t, dns, pg, r, up):
     """Lookups that take DELAY seconds hold up no loop."""
     dns.set("redis-slow.wsgate.test", ["127.0.0.1"], DELAY)
@@ -263,6 +303,7 @@ def main(t):
     pg, r, up = pl.setup_services(t, users=("u1",))
     test_names(t, dns, pg, r, up)
     test_pg_list(t, dns, pg, r, up)
+    test_pg_stall(t, dns, r, up)
     test_slow(t, dns, pg, r, up)
     test_unknown(t, dns, pg, r, up)
 

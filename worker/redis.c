@@ -25,6 +25,8 @@
 #define REDIS_BACKOFF_MIN_MS	100
 #define REDIS_BACKOFF_MAX_MS	5000
 #define REDIS_HEALTH_S		1.0	/* PING this often */
+#define REDIS_CONNECT_MIN_S	1.0	/* connect + set-up deadline, at least */
+#define REDIS_STALE_TIMES	3	/* x redis_timeout without a PONG */
 
 static struct {
 	struct ev_loop		*loop;
@@ -41,6 +43,8 @@ static struct {
 	ev_tstamp		 ping_at;
 	struct resolver		 res;		/* redis_host */
 	unsigned int		 addr;		/* the one being tried */
+	ev_timer		 deadline;	/* connect and set-up */
+	int			 abandoning;	/* redis_abandon() under way */
 } rd;
 
 static void	redis_connect(void);
@@ -48,6 +52,8 @@ static void	redis_open(redisAsyncContext *);
 static void	redis_resolved(struct resolver *, int, void *);
 static void	redis_connect_addr(void);
 static void	redis_failed(const char *);
+static void	redis_abandon(const char *);
+static void	redis_deadline_cb(struct ev_loop *, ev_timer *, int);
 static void	redis_connect_cb(const redisAsyncContext *, int);
 static void	redis_disconnect_cb(const redisAsyncContext *, int);
 static void	redis_retry_cb(struct ev_loop *, ev_timer *, int);
@@ -147,6 +153,48 @@ redis_open(redisAsyncContext *ac)
 	redisAsyncSetConnectCallback(ac, redis_connect_cb);
 	redisAsyncSetDisconnectCallback(ac, redis_disconnect_cb);
 	rd.ac = ac;
+	/*
+	 * hiredis' asynchronous connect has no timeout of its own: an
+	 * address that drops SYNs would hold the attempt for minutes, and a
+	 * server that takes the connection but never answers AUTH/SELECT
+	 * forever.
+	 */
+	ev_timer_set(&rd.deadline, rd.cfg->c_redis_timeout / 1000.0 <
+	    REDIS_CONNECT_MIN_S ? REDIS_CONNECT_MIN_S :
+	    rd.cfg->c_redis_timeout / 1000.0, 0.);
+	ev_timer_start(rd.loop, &rd.deadline);
+}
+
+static void
+redis_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)t;
+	(void)revents;
+	if (rd.ac != NULL && !rd.connected)
+		redis_abandon(rd.setup_pending > 0 ?
+		    "no answer to AUTH/SELECT" : "connection timed out");
+}
+
+/*
+ * Give up on the connection (connecting, or not answering): free it,
+ * which fails the GETs waiting on it, and go on as after a failed
+ * attempt, with the host's next address if there is one.
+ */
+static void
+redis_abandon(const char *why)
+{
+	redisAsyncContext	*ac = rd.ac;
+
+	ev_timer_stop(rd.loop, &rd.deadline);
+	rd.ac = NULL;
+	rd.connected = 0;
+	rd.setup_pending = 0;
+	rd.ping_out = 0;
+	rd.abandoning = 1;	/* its disconnect callback stays out of it */
+	redisAsyncFree(ac);
+	rd.abandoning = 0;
+	redis_failed(why);
 }
 
 /*
@@ -177,6 +225,7 @@ redis_setup_cb(redisAsyncContext *ac, void *r, void *what)
 static void
 redis_up(void)
 {
+	ev_timer_stop(rd.loop, &rd.deadline);
 	rd.connected = 1;
 	redis_ping();
 	rd.backoff_ms = REDIS_BACKOFF_MIN_MS;
@@ -197,6 +246,7 @@ redis_connect_cb(const redisAsyncContext *cac, int status)
 
 	if (status != REDIS_OK) {
 		/* hiredis frees the context after this callback. */
+		ev_timer_stop(rd.loop, &rd.deadline);
 		rd.ac = NULL;
 		redis_failed(cac->errstr);
 		return;
@@ -226,6 +276,9 @@ static void
 redis_disconnect_cb(const redisAsyncContext *ac, int status)
 {
 	(void)status;
+	if (rd.abandoning)
+		return;
+	ev_timer_stop(rd.loop, &rd.deadline);
 	rd.connected = 0;
 	rd.ac = NULL;
 	/* hiredis frees the context after this callback. */
@@ -280,7 +333,18 @@ redis_health_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		return;
 	if (!rd.ping_out)
 		redis_ping();
-	else if (ev_now(loop) - rd.ping_at > rd.cfg->c_redis_timeout / 1000.0)
+	else if (ev_now(loop) - rd.ping_at > REDIS_STALE_TIMES *
+	    (rd.cfg->c_redis_timeout / 1000.0 < REDIS_HEALTH_S ?
+	    REDIS_HEALTH_S : rd.cfg->c_redis_timeout / 1000.0)) {
+		/*
+		 * Gone quiet for good (a host down, a failover that moved
+		 * the address): a new connection, maybe elsewhere.
+		 */
+		log_warnx("Redis has not answered a PING for %.1fs: "
+		    "reconnecting", ev_now(loop) - rd.ping_at);
+		redis_abandon("not answering");
+	} else if (ev_now(loop) - rd.ping_at > rd.cfg->c_redis_timeout /
+	    1000.0)
 		stats_dep(STATS_DEP_DOWN);
 }
 
@@ -299,6 +363,7 @@ redis_init(struct ev_loop *loop, const struct config *cfg)
 		fatalx("Redis: %s", rd.res.rs_error);
 	rd.backoff_ms = REDIS_BACKOFF_MIN_MS;
 	ev_timer_init(&rd.retry, redis_retry_cb, 0., 0.);
+	ev_timer_init(&rd.deadline, redis_deadline_cb, 0., 0.);
 	ev_timer_init(&rd.health, redis_health_cb, REDIS_HEALTH_S,
 	    REDIS_HEALTH_S);
 	ev_timer_start(loop, &rd.health);
@@ -367,6 +432,7 @@ redis_shutdown(void)
 {
 	rd.stopping = 1;
 	ev_timer_stop(rd.loop, &rd.retry);
+	ev_timer_stop(rd.loop, &rd.deadline);
 	ev_timer_stop(rd.loop, &rd.health);
 	resolve_close(&rd.res);
 	if (rd.ac != NULL) {

@@ -14,6 +14,9 @@ on 127.0.0.1:53, whose zone the test edits as it goes:
 - a name whose first address stalls, and a list of two addresses whose
   first stalls: PostgreSQL reached at the second (each host gets its
   own connection and connect_timeout);
+- Redis addresses that drop the connection request, or take it and
+  never answer: the attempt times out, the connection is given up and
+  the next address used;
 - lookups answered after 4 s: the worker serves echo and /healthz, and
   the dbwriter takes its workers' connections, before the answer; then
   Redis and PostgreSQL are reached;
@@ -28,6 +31,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -191,6 +195,18 @@ def test_pg_list(t, dns, pg, r, up):
     w.stop()
 
 
+def mute_first(t, dns, name, port, label):
+    """A listener on 127.0.0.1:port that takes connections and never
+    answers, and `name` with 127.0.0.1 (which glibc sorts first) and
+    127.0.0.3, where the real server listens.  Returns the listener."""
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", port))
+    mute.listen(64)
+    dns.set(name, ["127.0.0.3", "127.0.0.1"])
+    t.is_(resolves(name), "127.0.0.1", "%s: %s gives the mute 127.0.0.1 first" % (label, name))
+    return mute
+
+
 def test_pg_stall(t, dns, r, up):
     """The first host takes the connection and never answers: libpq waits
     connect_timeout there, then the next host, where a PostgreSQL of this
@@ -198,12 +214,7 @@ def test_pg_stall(t, dns, r, up):
     (glibc sorts the stalling 127.0.0.1 first), once as a plain list of
     two addresses."""
     pg3 = t.start_postgres(host="127.0.0.3")
-    stall = socket.socket()
-    stall.bind(("127.0.0.1", pg3.port))
-    stall.listen(64)
-    dns.set("stall.wsgate.test", ["127.0.0.3", "127.0.0.1"])
-    t.is_(resolves("stall.wsgate.test"), "127.0.0.1",
-          "stall: stall.wsgate.test gives the stalling 127.0.0.1 first")
+    stall = mute_first(t, dns, "stall.wsgate.test", pg3.port, "stall")
     for i, hosts in enumerate(("stall.wsgate.test", "127.0.0.1,127.0.0.3")):
         label = "stall, host=%s" % hosts
         w = pl.gateway(t, "stall%d" % i, pg3, r, up, TABLE,
@@ -225,6 +236,40 @@ def test_pg_stall(t, dns, r, up):
         w.stop()
     stall.close()
     t.stop_postgres(pg3)
+
+
+def test_redis_silent(t, dns, pg, up):
+    """Redis addresses that never answer: one that drops the connection
+    request (a route into the void), one that takes the connection and
+    never says a word.  Neither holds the worker's Redis client: the
+    first attempt times out, the second is given up after three
+    redis_timeout without a PONG and the next address is tried."""
+    subprocess.run(["ip", "route", "add", "10.77.0.1/32", "dev", "lo"], check=True)
+    dns.set("redis-void.wsgate.test", ["10.77.0.1"])
+    w = pl.gateway(t, "void", pg, types.SimpleNamespace(port=6379), up, TABLE,
+                   redis_host="redis-void.wsgate.test", redis_timeout="500ms", workers=1)
+    w.start()
+    t.ok(logged(w, r"worker\[\d+\] warn: Redis unavailable: connection timed out "
+                r"retry_in=\d+ms", T(5)),
+         "void: 'Redis unavailable: connection timed out' within 5 s (no connect timeout "
+         "of the kernel's minutes)")
+    w.stop()
+
+    r3 = t.start_redis(bind="127.0.0.3")
+    r3.command("SET", "cfg:u1", json.dumps({"u": "u1"}))
+    stall = mute_first(t, dns, "redis-mute.wsgate.test", r3.port, "mute")
+    w = pl.gateway(t, "mute", pg, r3, up, TABLE, redis_host="redis-mute.wsgate.test",
+                   redis_timeout="500ms", workers=1)
+    w.start()
+    t.ok(logged(w, r"worker\[\d+\] warn: Redis has not answered a PING for \d+\.\ds: "
+                r"reconnecting", T(10)),
+         "mute: 'Redis has not answered a PING for ...s: reconnecting' logged")
+    t.is_(wait_ready(w, 200, "ready", T(10)), (200, "ready"),
+          "mute: /readyz 200 once the next address answers")
+    requests_land(t, w, pg, ["mute1"], "mute")
+    w.stop()
+    stall.close()
+    t.stop_redis(r3)
 
 
 def test_slow(t, dns, pg, r, up):
@@ -304,6 +349,7 @@ def main(t):
     test_names(t, dns, pg, r, up)
     test_pg_list(t, dns, pg, r, up)
     test_pg_stall(t, dns, r, up)
+    test_redis_silent(t, dns, pg, up)
     test_slow(t, dns, pg, r, up)
     test_unknown(t, dns, pg, r, up)
 

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "log.h"
 #include "pg.h"
@@ -645,7 +644,7 @@ pg_list_get(const char *list, size_t i, size_t *len)
  * attempt; otherwise libpq gets the conninfo as it is.
  */
 static void
-pg_lookup_init(struct pg *pg)
+pg_hosts_init(struct pg *pg)
 {
 	const char	*hosts, *addrs, *port, *names[RESOLVE_MAX_NAMES], *h;
 	const char	*a, *p;
@@ -789,7 +788,7 @@ pg_init(struct pg *pg, struct ev_loop *loop, const struct config *cfg,
 	pg->pg_io.data = pg;
 	ev_timer_init(&pg->pg_retry, pg_retry_cb, 0., 0.);
 	pg->pg_retry.data = pg;
-	pg_lookup_init(pg);
+	pg_hosts_init(pg);
 }
 
 void

@@ -82,6 +82,15 @@ redis_schedule(const char *why)
 		rd.backoff_ms = REDIS_BACKOFF_MAX_MS;
 }
 
+/* redis_timeout in seconds, at least `floor`. */
+static ev_tstamp
+redis_timeout_s(ev_tstamp floor)
+{
+	ev_tstamp	t = rd.cfg->c_redis_timeout / 1000.0;
+
+	return t < floor ? floor : t;
+}
+
 /* Connect: by path, or once the host's addresses are known. */
 static void
 redis_connect(void)
@@ -159,9 +168,7 @@ redis_open(redisAsyncContext *ac)
 	 * server that takes the connection but never answers AUTH/SELECT
 	 * forever.
 	 */
-	ev_timer_set(&rd.deadline, rd.cfg->c_redis_timeout / 1000.0 <
-	    REDIS_CONNECT_MIN_S ? REDIS_CONNECT_MIN_S :
-	    rd.cfg->c_redis_timeout / 1000.0, 0.);
+	ev_timer_set(&rd.deadline, redis_timeout_s(REDIS_CONNECT_MIN_S), 0.);
 	ev_timer_start(rd.loop, &rd.deadline);
 }
 
@@ -334,8 +341,7 @@ redis_health_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	if (!rd.ping_out)
 		redis_ping();
 	else if (ev_now(loop) - rd.ping_at > REDIS_STALE_TIMES *
-	    (rd.cfg->c_redis_timeout / 1000.0 < REDIS_HEALTH_S ?
-	    REDIS_HEALTH_S : rd.cfg->c_redis_timeout / 1000.0)) {
+	    redis_timeout_s(REDIS_HEALTH_S)) {
 		/*
 		 * Gone quiet for good (a host down, a failover that moved
 		 * the address): a new connection, maybe elsewhere.
@@ -343,8 +349,7 @@ redis_health_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		log_warnx("Redis has not answered a PING for %.1fs: "
 		    "reconnecting", ev_now(loop) - rd.ping_at);
 		redis_abandon("not answering");
-	} else if (ev_now(loop) - rd.ping_at > rd.cfg->c_redis_timeout /
-	    1000.0)
+	} else if (ev_now(loop) - rd.ping_at > redis_timeout_s(0.))
 		stats_dep(STATS_DEP_DOWN);
 }
 

@@ -15,8 +15,9 @@ on 127.0.0.1:53, whose zone the test edits as it goes:
   first stalls: PostgreSQL reached at the second (each host gets its
   own connection and connect_timeout);
 - Redis addresses that drop the connection request, or take it and
-  never answer: the attempt times out, the connection is given up and
-  the next address used;
+  never answer (a PING, a SELECT): the attempt times out, the connection
+  is given up and the next address used;
+- more than 8 names in pg_conninfo: said, and left to libpq;
 - lookups answered after 4 s: the worker serves echo and /healthz, and
   the dbwriter takes its workers' connections, before the answer; then
   Redis and PostgreSQL are reached;
@@ -194,6 +195,21 @@ def test_pg_list(t, dns, pg, r, up):
     t.ok(dns.answers("dead.wsgate.test"), "list: the second name was looked up too")
     w.stop()
 
+    # More names than are looked up in the background: said, and libpq
+    # looks them up itself (blocking the dbwriter, as the line says).
+    names = ["n%d.wsgate.test" % i for i in range(9)]
+    for n in names:
+        dns.set(n, ["127.0.0.1"])
+    w = pl.gateway(t, "ninenames", pg, r, up, TABLE,
+                   pg_conninfo=pg.conninfo.replace("host=127.0.0.1", "host=" + ",".join(names)))
+    w.start()
+    t.ok(logged(w, r"dbwriter\[\d+\] warn: pg_conninfo: more than 8 host names; libpq looks "
+                r"them up itself, blocking the dbwriter", T(10)),
+         "9 names: 'more than 8 host names; libpq looks them up itself' logged")
+    t.ok(logged(w, r"dbwriter\[\d+\] info: connected to PostgreSQL", T(15)),
+         "9 names: connected all the same")
+    w.stop()
+
 
 def mute_first(t, dns, name, port, label):
     """A listener on 127.0.0.1:port that takes connections and never
@@ -267,6 +283,15 @@ def test_redis_silent(t, dns, pg, up):
     t.is_(wait_ready(w, 200, "ready", T(10)), (200, "ready"),
           "mute: /readyz 200 once the next address answers")
     requests_land(t, w, pg, ["mute1"], "mute")
+    w.stop()
+
+    # Only the mute address, and a SELECT to send: the set-up's deadline.
+    w = pl.gateway(t, "mute-select", pg, r3, up, TABLE, redis_host="127.0.0.1",
+                   redis_port=r3.port, redis_db=1, redis_timeout="500ms", workers=1)
+    w.start()
+    t.ok(logged(w, r"worker\[\d+\] warn: Redis unavailable: no answer to AUTH/SELECT "
+                r"retry_in=\d+ms", T(5)),
+         "mute, redis_db 1: 'Redis unavailable: no answer to AUTH/SELECT' within 5 s")
     w.stop()
     stall.close()
     t.stop_redis(r3)

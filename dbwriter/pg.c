@@ -39,8 +39,7 @@ static void	pg_finished(struct pg *);
 static int	pg_copy_put(struct pg *);
 static void	pg_start(struct pg *, pg_done_fn *, void *);
 static void	pg_resolved(struct resolver *, int, void *);
-static void	pg_connect_start(struct pg *, const char *const *,
-		    const char *const *);
+static void	pg_connect_start(struct pg *, const struct pg_host *);
 static void	pg_connect_failed(struct pg *, const char *);
 static void	pg_try_host(struct pg *, size_t);
 
@@ -137,15 +136,77 @@ pg_connect(struct pg *pg)
 	else if (pg->pg_nhosts > 0)
 		pg_try_host(pg, 0);
 	else
-		pg_connect_start(pg, NULL, NULL);
+		pg_connect_start(pg, NULL);
 }
 
-/* Connect with the conninfo, or with its options and these values. */
+/*
+ * TCP settings libpq gets where the conninfo has none of its own: a
+ * server that vanishes (host down, network partition) while a batch is
+ * in flight would otherwise hold the connection for the kernel's ~15
+ * minutes of retransmissions (and an idle one for 2 hours of
+ * keepalive), leaving the batch to the spool and the next host of the
+ * list untried.  Data unacknowledged for 20 s, or 3 keepalive probes
+ * unanswered after 10 s of silence, close the connection.  A server
+ * that is merely slow (a lock, a long checkpoint) acknowledges what it
+ * is sent and answers the probes, so these never cut a statement short.
+ */
+static const struct {
+	const char	*kw, *val;
+} pg_tcp_defaults[] = {
+	{ "keepalives_idle",	"10" },
+	{ "keepalives_interval",	"5" },
+	{ "keepalives_count",	"3" },
+	{ "tcp_user_timeout",	"20000" },	/* ms */
+};
+#define PG_NTCP_DEFAULTS (sizeof(pg_tcp_defaults) / sizeof(pg_tcp_defaults[0]))
+
+/*
+ * Connect with the conninfo's options, host e's instead of its host
+ * list if e is not NULL, and pg_tcp_defaults where the conninfo sets
+ * none.  A conninfo libpq could not parse goes to libpq as it is, for
+ * libpq to say what is wrong with it.
+ */
 static void
-pg_connect_start(struct pg *pg, const char *const *kw,
-    const char *const *val)
+pg_connect_start(struct pg *pg, const struct pg_host *e)
 {
-	if (kw == NULL)
+	const PQconninfoOption	*o;
+	const char		*kw[64], *val[64];
+	size_t			 i, n = 0;
+
+	for (o = pg->pg_opts; o != NULL && o->keyword != NULL &&
+	    n < 64 - 4 - PG_NTCP_DEFAULTS; o++) {
+		if (o->val == NULL || (e != NULL &&
+		    (strcmp(o->keyword, "host") == 0 ||
+		    strcmp(o->keyword, "hostaddr") == 0 ||
+		    strcmp(o->keyword, "port") == 0)))
+			continue;
+		kw[n] = o->keyword;
+		val[n++] = o->val;
+	}
+	if (e != NULL && e->ph_host != NULL) {
+		kw[n] = "host";
+		val[n++] = e->ph_host;
+	}
+	if (e != NULL && e->ph_addr != NULL) {
+		kw[n] = "hostaddr";
+		val[n++] = e->ph_addr;
+	}
+	if (e != NULL && e->ph_port != NULL) {
+		kw[n] = "port";
+		val[n++] = e->ph_port;
+	}
+	/* Only keywords this libpq knows (listed, unset) get a default. */
+	for (i = 0; i < PG_NTCP_DEFAULTS; i++)
+		for (o = pg->pg_opts; o != NULL && o->keyword != NULL; o++)
+			if (strcmp(o->keyword, pg_tcp_defaults[i].kw) == 0) {
+				if (o->val == NULL) {
+					kw[n] = pg_tcp_defaults[i].kw;
+					val[n++] = pg_tcp_defaults[i].val;
+				}
+				break;
+			}
+	kw[n] = val[n] = NULL;
+	if (pg->pg_opts == NULL)
 		pg->pg_conn = PQconnectStart(pg->pg_cfg->c_pg_conninfo);
 	else
 		pg->pg_conn = PQconnectStartParams(kw, val, 0);
@@ -743,34 +804,8 @@ pg_resolved(struct resolver *r, int ok, void *arg)
 static void
 pg_try_host(struct pg *pg, size_t i)
 {
-	const struct pg_host	*e = &pg->pg_hosts[i];
-	const PQconninfoOption	*o;
-	const char		*kw[64], *val[64];
-	size_t			 n = 0;
-
 	pg->pg_hosti = i;
-	for (o = pg->pg_opts; o->keyword != NULL && n < 60; o++) {
-		if (o->val == NULL || strcmp(o->keyword, "host") == 0 ||
-		    strcmp(o->keyword, "hostaddr") == 0 ||
-		    strcmp(o->keyword, "port") == 0)
-			continue;
-		kw[n] = o->keyword;
-		val[n++] = o->val;
-	}
-	if (e->ph_host != NULL) {
-		kw[n] = "host";
-		val[n++] = e->ph_host;
-	}
-	if (e->ph_addr != NULL) {
-		kw[n] = "hostaddr";
-		val[n++] = e->ph_addr;
-	}
-	if (e->ph_port != NULL) {
-		kw[n] = "port";
-		val[n++] = e->ph_port;
-	}
-	kw[n] = val[n] = NULL;
-	pg_connect_start(pg, kw, val);
+	pg_connect_start(pg, &pg->pg_hosts[i]);
 }
 
 void

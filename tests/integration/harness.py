@@ -420,6 +420,28 @@ def stop_process(proc):
             proc.wait()
 
 
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+
+
+def private_network(resolv_conf=None):
+    """Move this process, and all it starts from now on, into a network
+    namespace of its own (loopback only, up) and a mount namespace, with
+    resolv_conf (a path) bound over /etc/resolv.conf if given.  Root
+    needed.  None, or why it was not possible."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
+        return "unshare: %s" % os.strerror(ctypes.get_errno())
+    cmds = [["mount", "--make-rprivate", "/"], ["ip", "link", "set", "lo", "up"]]
+    if resolv_conf is not None:
+        cmds.append(["mount", "--bind", resolv_conf, "/etc/resolv.conf"])
+    for cmd in cmds:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            return "%s: %s" % (" ".join(cmd), r.stdout.decode(errors="replace").strip())
+    return None
+
+
 def pg_bindir():
     """Newest /usr/lib/postgresql/VERSION/bin holding a postgres server."""
     dirs = [d for d in glob.glob("/usr/lib/postgresql/*/bin")

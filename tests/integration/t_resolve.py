@@ -24,7 +24,6 @@ on 127.0.0.1:53, whose zone the test edits as it goes:
 - names unknown (NXDOMAIN): logged, 503 "config store unavailable",
   /readyz 503; once the zone has them, the next attempts connect."""
 
-import ctypes
 import json
 import os
 import re
@@ -40,8 +39,6 @@ from harness import T  # noqa: E402
 import persistlib as pl  # noqa: E402
 from t_pipeline import Client, expect_error  # noqa: E402
 
-CLONE_NEWNS = 0x00020000
-CLONE_NEWNET = 0x40000000
 DNS_PY = os.path.join(harness.HERE, "dnsserver.py")
 DELAY = 4.0             # seconds a slow lookup takes
 TABLE = "resp_resolve"
@@ -80,20 +77,11 @@ class Dns:
 
 
 def private_resolver(t):
-    """Move this process, and all it starts from now on, into new network
-    and mount namespaces whose resolver is ours.  None if not possible."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
-        return "unshare: %s" % os.strerror(ctypes.get_errno())
+    """Network and mount namespaces of our own whose resolver is ours."""
     rc = os.path.join(t.dir, "resolv.conf")
     with open(rc, "w") as f:
         f.write("nameserver 127.0.0.1\noptions timeout:%d attempts:2\n" % (DELAY + 4))
-    for cmd in (["mount", "--make-rprivate", "/"], ["ip", "link", "set", "lo", "up"],
-                ["mount", "--bind", rc, "/etc/resolv.conf"]):
-        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if r.returncode != 0:
-            return "%s: %s" % (" ".join(cmd), r.stdout.decode(errors="replace").strip())
-    return None
+    return harness.private_network(rc)
 
 
 def resolves(name):

@@ -83,6 +83,19 @@ def free_port():
     raise RuntimeError("no free port found")
 
 
+def tcp_answers(port, addr="127.0.0.1", timeout=1.0):
+    """Whether a TCP connection to addr:port completes within timeout."""
+    s = socket.socket()
+    s.settimeout(timeout)
+    try:
+        s.connect((addr, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def wait_for(fn, timeout, interval=0.05):
     """Call fn() until it returns a true value or timeout (already scaled)
     passes; return the last value."""

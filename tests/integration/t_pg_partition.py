@@ -15,7 +15,6 @@ the lost connection within 20 s + slack, times out on A, connects to B;
 every upstream-stage reply has exactly one row in A and B together."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -60,19 +59,6 @@ def heal():
     return tc("qdisc", "del", "dev", "lo", "root")
 
 
-def answers(addr, port, timeout=1.0):
-    """Whether a TCP connection to addr:port completes within timeout."""
-    s = socket.socket()
-    s.settimeout(timeout)
-    try:
-        s.connect((addr, port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def main(t):
     t.need_binary()
     if not harness.IS_ROOT:
@@ -99,12 +85,13 @@ def main(t):
     bn = pl.Bench(t, w.port, "X", conns=3, inflight=4, rate=300, secs=600).start()
     t.ok(harness.wait_for(lambda: pl.row_counts(pg_a, TABLE), T(10)),
          "before: rows land in PostgreSQL A, the list's first host")
-    t.ok(answers(A_ADDR, pg_a.port), "before: A takes TCP connections")
+    t.ok(harness.tcp_answers(pg_a.port, A_ADDR), "before: A takes TCP connections")
 
     rc, out = partition(A_ADDR)
     t_cut = time.monotonic()
     t.is_(rc, 0, "tc: packets to %s dropped from now on" % A_ADDR, lambda: out)
-    t.ok(not answers(A_ADDR, pg_a.port), "partitioned: a connection to A gets no answer")
+    t.ok(not harness.tcp_answers(pg_a.port, A_ADDR),
+         "partitioned: a connection to A gets no answer")
 
     lost = harness.wait_for(lambda: w.grep_log(
         r"dbwriter\[\d+\] \w+: PostgreSQL (connection lost|send failed): .*timed out"),

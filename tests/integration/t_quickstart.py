@@ -15,7 +15,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 
@@ -42,18 +41,6 @@ def session_pids(sid):
         if int(fields[3]) == sid and fields[0] != "Z":
             out.append(int(d))
     return out
-
-
-def listening(port):
-    s = socket.socket()
-    s.settimeout(1)
-    try:
-        s.connect(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 def main(t):
@@ -134,7 +121,8 @@ def main(t):
     left = harness.wait_for(lambda: not session_pids(sid), T(10), 0.1)
     t.ok(left, "every process it started is gone",
          lambda: repr([(p, open("/proc/%d/cmdline" % p).read()) for p in session_pids(sid)]))
-    open_ports = [p for p in (port, admin, redis_port, pg_port, up_port) if listening(p)]
+    open_ports = [p for p in (port, admin, redis_port, pg_port, up_port)
+                  if harness.tcp_answers(p)]
     t.is_(open_ports, [], "every port it opened is closed")
 
 

@@ -33,7 +33,8 @@ static struct {
 	const struct config	*cfg;
 	redisAsyncContext	*ac;
 	int			 connected;	/* and AUTH/SELECT went through */
-	int			 setup_pending;	/* AUTH/SELECT not yet answered */
+	int			 setup_pending;	/* AUTH/SELECT/PING unanswered */
+	int			 setup_auth;	/* AUTH or SELECT was sent */
 	int			 stopping;
 	unsigned int		 backoff_ms;
 	ev_timer		 retry;
@@ -128,11 +129,18 @@ redis_connect_addr(void)
  * may have an IPv6 and an IPv4 address, Redis listening on one), then,
  * all tried, a new attempt after the backoff.
  */
+/* Whether the host has an address after the current one to try. */
+static int
+redis_next_addr(void)
+{
+	return rd.cfg->c_redis_socket == NULL && !rd.stopping &&
+	    rd.addr + 1 < rd.res.rs_naddrs;
+}
+
 static void
 redis_failed(const char *why)
 {
-	if (rd.cfg->c_redis_socket == NULL && !rd.stopping &&
-	    rd.addr + 1 < rd.res.rs_naddrs) {
+	if (redis_next_addr()) {
 		rd.addr++;
 		redis_connect_addr();
 		return;
@@ -179,8 +187,9 @@ redis_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)t;
 	(void)revents;
 	if (rd.ac != NULL && !rd.connected)
-		redis_abandon(rd.setup_pending > 0 ?
-		    "no answer to AUTH/SELECT" : "connection timed out");
+		redis_abandon(rd.setup_pending == 0 ? "connection timed out" :
+		    rd.setup_auth ? "no answer to AUTH/SELECT" :
+		    "no answer to PING");
 }
 
 /*
@@ -201,14 +210,20 @@ redis_abandon(const char *why)
 	rd.abandoning = 1;	/* its disconnect callback stays out of it */
 	redisAsyncFree(ac);
 	rd.abandoning = 0;
+	/* A refused address costs nothing; one given up on cost seconds. */
+	if (redis_next_addr())
+		log_warnx("Redis at %s port %d: %s; trying the next address",
+		    rd.res.rs_addrs[rd.addr].ra_text, rd.cfg->c_redis_port,
+		    why);
 	redis_failed(why);
 }
 
 /*
- * AUTH / SELECT answers.  The connection serves GETs only once all went
- * through: a GET sent behind a failed SELECT would read database 0.  An
- * error makes the connection useless; the backoff keeps growing, since
- * only a completed setup resets it.
+ * AUTH / SELECT / PING answers.  The connection serves GETs only once all
+ * went through: a GET sent behind a failed SELECT would read database 0,
+ * and a server that took the connection has not shown it is alive until
+ * it answers.  An error makes the connection useless; the backoff keeps
+ * growing, since only a completed setup resets it.
  */
 static void
 redis_setup_cb(redisAsyncContext *ac, void *r, void *what)
@@ -234,7 +249,7 @@ redis_up(void)
 {
 	ev_timer_stop(rd.loop, &rd.deadline);
 	rd.connected = 1;
-	redis_ping();
+	stats_dep(STATS_DEP_UP);	/* it just answered a PING */
 	rd.backoff_ms = REDIS_BACKOFF_MIN_MS;
 	if (rd.logged_down)
 		log_info("Redis connection restored");
@@ -249,6 +264,7 @@ redis_connect_cb(const redisAsyncContext *cac, int status)
 	redisAsyncContext	*ac = (redisAsyncContext *)(uintptr_t)cac;
 	const struct config	*cfg = rd.cfg;
 	static char		 auth[] = "AUTH", select[] = "SELECT";
+	static char		 ping[] = "PING";
 	char			 db[16];
 
 	if (status != REDIS_OK) {
@@ -275,8 +291,9 @@ redis_connect_cb(const redisAsyncContext *cac, int status)
 		redisAsyncCommand(ac, redis_setup_cb, select, "SELECT %s",
 		    db);
 	}
-	if (rd.setup_pending == 0)
-		redis_up();
+	rd.setup_auth = rd.setup_pending > 0;
+	rd.setup_pending++;
+	redisAsyncCommand(ac, redis_setup_cb, ping, "PING");
 }
 
 static void

@@ -27,6 +27,7 @@ on 127.0.0.1:53, whose zone the test edits as it goes:
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -246,8 +247,11 @@ def test_redis_silent(t, dns, pg, up):
     """Redis addresses that never answer: one that drops the connection
     request (a route into the void), one that takes the connection and
     never says a word.  Neither holds the worker's Redis client: the
-    first attempt times out, the second is given up after three
-    redis_timeout without a PONG and the next address is tried."""
+    first attempt times out, the second is given up when the first PING
+    goes unanswered (the connection never counted as up) and the next
+    address is tried.  And a Redis that hangs (SIGSTOP) once connected:
+    given up after three redis_timeout without a PONG, /readyz 503; back
+    once it answers again."""
     subprocess.run(["ip", "route", "add", "10.77.0.1/32", "dev", "lo"], check=True)
     dns.set("redis-void.wsgate.test", ["10.77.0.1"])
     w = pl.gateway(t, "void", pg, types.SimpleNamespace(port=6379), up, TABLE,
@@ -265,12 +269,31 @@ def test_redis_silent(t, dns, pg, up):
     w = pl.gateway(t, "mute", pg, r3, up, TABLE, redis_host="redis-mute.wsgate.test",
                    redis_timeout="500ms", workers=1)
     w.start()
-    t.ok(logged(w, r"worker\[\d+\] warn: Redis has not answered a PING for \d+\.\ds: "
-                r"reconnecting", T(10)),
-         "mute: 'Redis has not answered a PING for ...s: reconnecting' logged")
+    t.ok(logged(w, r"worker\[\d+\] warn: Redis at 127\.0\.0\.1 port %d: no answer to PING; "
+                r"trying the next address$" % r3.port, T(10)),
+         "mute: 'Redis at 127.0.0.1 port N: no answer to PING; trying the next address'")
     t.is_(wait_ready(w, 200, "ready", T(10)), (200, "ready"),
           "mute: /readyz 200 once the next address answers")
+    ups = [m.string for m in w.grep_log(r"worker\[\d+\] (info: (connected to Redis|Redis "
+                                        r"connection restored)|warn: Redis)")]
+    t.ok(len(ups) == 2 and "no answer to PING" in ups[0] and "connected to Redis" in ups[1],
+         "mute: the mute address never counted as connected; the next one did",
+         lambda: "\n".join(ups))
     requests_land(t, w, pg, ["mute1"], "mute")
+
+    # The real one hangs: connected, then nothing.
+    os.kill(r3.proc.pid, signal.SIGSTOP)
+    try:
+        t.ok(logged(w, r"worker\[\d+\] warn: Redis has not answered a PING for "
+                    r"\d+\.\ds: reconnecting", T(10)),
+             "hang: 'Redis has not answered a PING for ...s: reconnecting' logged")
+        t.is_(wait_ready(w, 503, "redis unavailable", T(5)), (503, "redis unavailable"),
+              "hang: /readyz 503 'redis unavailable'")
+    finally:
+        os.kill(r3.proc.pid, signal.SIGCONT)
+    t.is_(wait_ready(w, 200, "ready", T(15)), (200, "ready"),
+          "hang: /readyz 200 once Redis answers again")
+    requests_land(t, w, pg, ["hang1"], "hang")
     w.stop()
 
     # Only the mute address, and a SELECT to send: the set-up's deadline.

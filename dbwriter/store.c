@@ -74,6 +74,8 @@
 
 /* Seconds between looks for spools whose dbwriter is gone. */
 #define STORE_ADOPT_EVERY	10.0
+/* At most one "PostgreSQL slow" line in this many seconds. */
+#define STORE_SLOW_LOG_EVERY	10.0
 
 struct item {
 	TAILQ_ENTRY(item)	 it_entry;
@@ -150,6 +152,9 @@ static struct {
 	void			*drained_arg;
 	int			 spool_full_logged;
 	int			 down_logged;
+	ev_tstamp		 slow_logged_at;	/* last "slow" line */
+	size_t			 slow_batches;	/* spooled since, rows */
+	size_t			 slow_rows;
 	int			 kicking;
 	int			 kick_again;
 	int			 closing;
@@ -175,6 +180,7 @@ static void	store_check_spool(void);
 static void	store_spool(struct batch *);
 static int	store_spool_work(struct spool *, void *);
 static void	store_spool_done(void *, int);
+static void	store_log_slow(const struct batch *, ev_tstamp);
 static void	store_fetch(void);
 static int	store_fetch_work(struct spool *, void *);
 static void	store_fetch_done(void *, int);
@@ -854,6 +860,32 @@ store_spool_work(struct spool *sp, void *arg)
 	return SPOOL_OK;
 }
 
+/*
+ * A batch went to the spool because PostgreSQL had not committed it in
+ * db_spool_after: said at once, then at most every STORE_SLOW_LOG_EVERY
+ * seconds with the count since the last line (a slow database spools a
+ * batch per db_spool_after, which would otherwise be a line each).
+ */
+static void
+store_log_slow(const struct batch *b, ev_tstamp now)
+{
+	st.slow_batches++;
+	st.slow_rows += b->b_n;
+	if (st.slow_logged_at > 0 &&
+	    now - st.slow_logged_at < STORE_SLOW_LOG_EVERY)
+		return;
+	if (st.slow_batches == 1)
+		log_warnx("PostgreSQL slow: batch spooled after %.0f ms "
+		    "rows=%zu", (now - b->b_born) * 1000, b->b_n);
+	else
+		log_warnx("PostgreSQL slow: batch spooled after %.0f ms "
+		    "rows=%zu (%zu batches, %zu rows spooled so since the "
+		    "last such line)", (now - b->b_born) * 1000, b->b_n,
+		    st.slow_batches, st.slow_rows);
+	st.slow_logged_at = now;
+	st.slow_batches = st.slow_rows = 0;
+}
+
 static void
 store_spool_done(void *arg, int result)
 {
@@ -866,8 +898,7 @@ store_spool_done(void *arg, int result)
 		st.spool_more = 1;
 		st.spool_full_logged = 0;
 		if (b->b_aged)
-			log_warnx("PostgreSQL slow: batch spooled after %.0f ms "
-			    "rows=%zu", (now - b->b_born) * 1000, b->b_n);
+			store_log_slow(b, now);
 	} else {
 		if (!st.spool_full_logged)
 			log_warnx("spool full or failing: records wait, "

@@ -879,7 +879,7 @@ store_log_slow(const struct batch *b, ev_tstamp now)
 		    "rows=%zu", (now - b->b_born) * 1000, b->b_n);
 	else
 		log_warnx("PostgreSQL slow: batch spooled after %.0f ms "
-		    "rows=%zu (%zu batches, %zu rows spooled so since the "
+		    "rows=%zu (%zu batches, %zu rows in all since the "
 		    "last such line)", (now - b->b_born) * 1000, b->b_n,
 		    st.slow_batches, st.slow_rows);
 	st.slow_logged_at = now;

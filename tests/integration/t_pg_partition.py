@@ -115,7 +115,7 @@ def main(t):
         t.ok(t_lost - t_cut <= USER_TIMEOUT + 10,
              "given up within tcp_user_timeout (20 s) and 10 s (%.1fs)" % (t_lost - t_cut))
     slow = [m.string for m in w.grep_log(r"PostgreSQL slow: batch spooled after")]
-    t.ok(1 <= len(slow) <= 3 and all(re.search(r"\(\d+ batches, \d+ rows spooled so since "
+    t.ok(1 <= len(slow) <= 3 and all(re.search(r"\(\d+ batches, \d+ rows in all since "
                                                r"the last such line\)$", x) for x in slow[1:]),
          "the batches spooled meanwhile are logged at most every 10 s, with counts "
          "(%d lines)" % len(slow), lambda: "\n".join(slow))

@@ -32,7 +32,7 @@ static struct {
 	struct ev_loop		*loop;
 	const struct config	*cfg;
 	redisAsyncContext	*ac;
-	int			 connected;	/* and AUTH/SELECT went through */
+	int			 connected;	/* and the set-up answered */
 	int			 setup_pending;	/* AUTH/SELECT/PING unanswered */
 	int			 setup_auth;	/* AUTH or SELECT was sent */
 	int			 stopping;
@@ -124,11 +124,6 @@ redis_connect_addr(void)
 	    rd.cfg->c_redis_port));
 }
 
-/*
- * A connection attempt failed: the host's next address at once (a name
- * may have an IPv6 and an IPv4 address, Redis listening on one), then,
- * all tried, a new attempt after the backoff.
- */
 /* Whether the host has an address after the current one to try. */
 static int
 redis_next_addr(void)
@@ -137,6 +132,11 @@ redis_next_addr(void)
 	    rd.addr + 1 < rd.res.rs_naddrs;
 }
 
+/*
+ * A connection attempt failed: the host's next address at once (a name
+ * may have an IPv6 and an IPv4 address, Redis listening on one), then,
+ * all tried, a new attempt after the backoff.
+ */
 static void
 redis_failed(const char *why)
 {

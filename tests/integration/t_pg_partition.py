@@ -13,7 +13,9 @@ dropped (tc on lo: an htb class with a blackhole qdisc, a u32 filter on
 the destination).  Expected: replies go on, all 200; the batches spooled
 meanwhile are logged at most every 10 s; the dbwriter logs the lost
 connection within 20 s + slack, times out on A, connects to B; every
-upstream-stage reply has exactly one row in A and B together."""
+upstream-stage reply has exactly one row in A and B together.  Then
+again with tcp_user_timeout=3000 in pg_conninfo: the conninfo's own
+setting wins (given up within 3 s + slack)."""
 
 import os
 import re
@@ -61,13 +63,94 @@ def heal():
     return tc("qdisc", "del", "dev", "lo", "root")
 
 
-def rows(pg):
-    """{client_id: count} of TABLE, {} while the dbwriter has not created
+def rows(pg, table):
+    """{client_id: count} of table, {} while the dbwriter has not created
     it there yet."""
     try:
-        return pl.row_counts(pg, TABLE)
+        return pl.row_counts(pg, table)
     except RuntimeError:
         return {}
+
+
+def scenario(t, pg_a, pg_b, r, up, label, table, extra, user_timeout):
+    """A gateway whose pg_conninfo lists A then B (plus `extra`) under
+    load; A partitioned away: the connection is given up within
+    user_timeout + 10 s, B takes over, each reply has exactly one row."""
+    why = blackhole_ready()
+    t.ok(why is None, "%s: tc set up on lo" % label, lambda: why)
+    conninfo = "host=%s,%s port=%d,%d user=postgres dbname=wsgate connect_timeout=2%s" % (
+        A_ADDR, B_ADDR, pg_a.port, pg_b.port, extra)
+    w = pl.gateway(t, table, pg_a, r, up, table, pg_conninfo=conninfo).start()
+    pl.wait_table(w, pg_a, table)
+
+    bn = pl.Bench(t, w.port, table, conns=3, inflight=4, rate=300, secs=600).start()
+    t.ok(harness.wait_for(lambda: rows(pg_a, table), T(10)),
+         "%s: rows land in PostgreSQL A, the list's first host" % label)
+    t.ok(harness.tcp_answers(pg_a.port, A_ADDR), "%s: A takes TCP connections" % label)
+
+    rc, out = partition(A_ADDR)
+    t_cut = time.monotonic()
+    t.is_(rc, 0, "%s: tc: packets to %s dropped from now on" % (label, A_ADDR), lambda: out)
+    t.ok(not harness.tcp_answers(pg_a.port, A_ADDR),
+         "%s: partitioned: a connection to A gets no answer" % label)
+
+    lost = harness.wait_for(lambda: w.grep_log(
+        r"dbwriter\[\d+\] \w+: PostgreSQL (connection lost|send failed): .*timed out"),
+        T(user_timeout + 15), 0.2)
+    t_lost = time.monotonic()
+    t.ok(lost, "%s: the dbwriter gives up the connection to A: 'PostgreSQL connection "
+         "lost: ... timed out' logged" % label, lambda: w.describe())
+    if lost:
+        t.note("%s: connection to A given up %.1fs after the partition" % (label,
+                                                                           t_lost - t_cut))
+        t.ok(t_lost - t_cut <= user_timeout + 10,
+             "%s: given up within tcp_user_timeout (%g s) and 10 s (%.1fs)" % (
+                 label, user_timeout, t_lost - t_cut))
+    slow = [m.string for m in w.grep_log(r"PostgreSQL slow: batch spooled after")]
+    t.ok(1 <= len(slow) <= 1 + user_timeout // 10 and
+         all(re.search(r"\(\d+ batches, \d+ rows in all since the last such line\)$", x)
+             for x in slow[1:]),
+         "%s: the batches spooled meanwhile are logged at most every 10 s, with counts "
+         "(%d lines)" % (label, len(slow)), lambda: "\n".join(slow))
+    t.ok(harness.wait_for(lambda: w.grep_log(
+        r"dbwriter\[\d+\] \w+: PostgreSQL connection timed out: connection to server at "
+        r"\"%s\", port %d failed; trying the next host" % (A_ADDR.replace(".", r"\."),
+                                                            pg_a.port)), T(15)),
+         "%s: A, tried again, times out (connect_timeout=2) and the next host is tried"
+         % label, lambda: w.describe())
+    t.ok(harness.wait_for(lambda: rows(pg_b, table), T(15)),
+         "%s: rows land in PostgreSQL B, the list's second host" % label)
+    time.sleep(2)
+    bn.stop()
+    t.note("%s: %s" % (label, bn.summary()))
+    bn.sane(t, label)
+    bad = sorted(set(x.label() for x in bn.recs if x.t >= t_cut and
+                     (x.status != 200 or not x.stage)))
+    after = [x for x in bn.recs if x.t >= t_cut]
+    t.ok(after and not bad, "%s: replies go on during the partition, all 200 from the "
+         "upstream (%d)" % (label, len(after)), lambda: repr(bad))
+
+    rc, out = heal()
+    t.is_(rc, 0, "%s: tc: the partition healed (A reachable again, for counting)" % label,
+          lambda: out)
+    cids = bn.stage_cids()
+    want = set(cids)
+    deadline = time.monotonic() + T(30)
+    while True:
+        a, b = rows(pg_a, table), rows(pg_b, table)
+        if want <= set(a) | set(b) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.3)
+    missing = sorted(want - set(a) - set(b))
+    t.ok(cids and not missing, "%s: all %d upstream-stage replies have a row in A or B "
+         "(%d in A, %d in B)" % (label, len(cids), len(a), len(b)),
+         lambda: "%d missing, e.g. %r" % (len(missing), missing[:20]))
+    dup = sorted(k for k in set(a) | set(b) if a.get(k, 0) + b.get(k, 0) > 1)
+    t.ok(not dup, "%s: no client_id has more than one row in A and B together" % label,
+         lambda: "%d duplicated, e.g. %r" % (len(dup), dup[:20]))
+    died = [m.string for m in w.grep_log(r"(warn|error): child exited ")]
+    t.ok(not died, "%s: no child died" % label, lambda: "\n".join(died))
+    w.stop()
 
 
 def main(t):
@@ -79,6 +162,7 @@ def main(t):
     why = harness.private_network()
     if why is None:
         why = blackhole_ready()
+        heal()
     if why is not None:
         t.skip_all("no private network with a blackhole qdisc (%s)" % why)
 
@@ -88,75 +172,10 @@ def main(t):
     for u in pl.USERS:
         r.command("SET", "cfg:" + u, '{"u":"%s"}' % u)
     up = t.start_upstream()
-    conninfo = "host=%s,%s port=%d,%d user=postgres dbname=wsgate connect_timeout=2" % (
-        A_ADDR, B_ADDR, pg_a.port, pg_b.port)
-    w = pl.gateway(t, "partition", pg_a, r, up, TABLE, pg_conninfo=conninfo).start()
-    pl.wait_table(w, pg_a, TABLE)
-
-    bn = pl.Bench(t, w.port, "X", conns=3, inflight=4, rate=300, secs=600).start()
-    t.ok(harness.wait_for(lambda: rows(pg_a), T(10)),
-         "before: rows land in PostgreSQL A, the list's first host")
-    t.ok(harness.tcp_answers(pg_a.port, A_ADDR), "before: A takes TCP connections")
-
-    rc, out = partition(A_ADDR)
-    t_cut = time.monotonic()
-    t.is_(rc, 0, "tc: packets to %s dropped from now on" % A_ADDR, lambda: out)
-    t.ok(not harness.tcp_answers(pg_a.port, A_ADDR),
-         "partitioned: a connection to A gets no answer")
-
-    lost = harness.wait_for(lambda: w.grep_log(
-        r"dbwriter\[\d+\] \w+: PostgreSQL (connection lost|send failed): .*timed out"),
-        T(USER_TIMEOUT + 15), 0.2)
-    t_lost = time.monotonic()
-    t.ok(lost, "the dbwriter gives up the connection to A: 'PostgreSQL connection lost: "
-         "... timed out' logged", lambda: w.describe())
-    if lost:
-        t.note("connection to A given up %.1fs after the partition" % (t_lost - t_cut))
-        t.ok(t_lost - t_cut <= USER_TIMEOUT + 10,
-             "given up within tcp_user_timeout (20 s) and 10 s (%.1fs)" % (t_lost - t_cut))
-    slow = [m.string for m in w.grep_log(r"PostgreSQL slow: batch spooled after")]
-    t.ok(1 <= len(slow) <= 3 and all(re.search(r"\(\d+ batches, \d+ rows in all since "
-                                               r"the last such line\)$", x) for x in slow[1:]),
-         "the batches spooled meanwhile are logged at most every 10 s, with counts "
-         "(%d lines)" % len(slow), lambda: "\n".join(slow))
-    t.ok(harness.wait_for(lambda: w.grep_log(
-        r"dbwriter\[\d+\] \w+: PostgreSQL connection timed out: connection to server at "
-        r"\"%s\", port %d failed; trying the next host" % (A_ADDR.replace(".", r"\."),
-                                                            pg_a.port)), T(15)),
-         "A, tried again, times out (connect_timeout=2) and the next host is tried",
-         lambda: w.describe())
-    t.ok(harness.wait_for(lambda: rows(pg_b), T(15)),
-         "rows land in PostgreSQL B, the list's second host")
-    time.sleep(2)
-    bn.stop()
-    t.note("partition: %s" % bn.summary())
-    bn.sane(t, "partition")
-    bad = sorted(set(x.label() for x in bn.recs if x.t >= t_cut and
-                     (x.status != 200 or not x.stage)))
-    after = [x for x in bn.recs if x.t >= t_cut]
-    t.ok(after and not bad, "replies go on during the partition, all 200 from the upstream "
-         "(%d)" % len(after), lambda: repr(bad))
-
-    rc, out = heal()
-    t.is_(rc, 0, "tc: the partition healed (A reachable again, for counting)", lambda: out)
-    cids = bn.stage_cids()
-    want = set(cids)
-    deadline = time.monotonic() + T(30)
-    while True:
-        a, b = rows(pg_a), rows(pg_b)
-        if want <= set(a) | set(b) or time.monotonic() >= deadline:
-            break
-        time.sleep(0.3)
-    missing = sorted(want - set(a) - set(b))
-    t.ok(cids and not missing, "all %d upstream-stage replies have a row in A or B "
-         "(%d in A, %d in B)" % (len(cids), len(a), len(b)),
-         lambda: "%d missing, e.g. %r" % (len(missing), missing[:20]))
-    dup = sorted(k for k in set(a) | set(b) if a.get(k, 0) + b.get(k, 0) > 1)
-    t.ok(not dup, "no client_id has more than one row in A and B together",
-         lambda: "%d duplicated, e.g. %r" % (len(dup), dup[:20]))
-    died = [m.string for m in w.grep_log(r"(warn|error): child exited ")]
-    t.ok(not died, "no child died", lambda: "\n".join(died))
-    w.stop()
+    scenario(t, pg_a, pg_b, r, up, "default", "resp_partition", "", USER_TIMEOUT)
+    # The conninfo's own setting wins over the dbwriter's default.
+    scenario(t, pg_a, pg_b, r, up, "tcp_user_timeout=3000", "resp_partition3",
+             " tcp_user_timeout=3000", 3.0)
 
 
-harness.run(main, watchdog=180)
+harness.run(main, watchdog=240)

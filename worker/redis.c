@@ -173,8 +173,8 @@ redis_open(redisAsyncContext *ac)
 	/*
 	 * hiredis' asynchronous connect has no timeout of its own: an
 	 * address that drops SYNs would hold the attempt for minutes, and a
-	 * server that takes the connection but never answers AUTH/SELECT
-	 * forever.
+	 * server that takes the connection but never answers the set-up
+	 * (AUTH/SELECT/PING) forever.
 	 */
 	ev_timer_set(&rd.deadline, redis_timeout_s(REDIS_CONNECT_MIN_S), 0.);
 	ev_timer_start(rd.loop, &rd.deadline);

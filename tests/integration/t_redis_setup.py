@@ -6,6 +6,8 @@ redis_db) against a real Redis with a password and an ACL user:
   the config comes from database 3, not 0;
 - a wrong password: 503 config store unavailable, never an answer, the
   failure logged;
+- no password where one is required: the set-up's PING is refused
+  (NOAUTH), logged, 503, /readyz 503, never counted as connected;
 - redis_db beyond the server's databases: SELECT fails, every request is
   503 (none is served from database 0, where the same key exists), and
   the reconnects back off instead of looping.
@@ -81,6 +83,21 @@ def main(t):
         expect_error(t, call(w, i), 503, "config store unavailable",
                      "wrong password: 503 (%d)" % i, rid="%d" % i)
     t.ok(w.grep_log(r"Redis AUTH failed"), "wrong password: AUTH failure logged")
+    w.stop()
+
+    # No password configured, one required: the set-up's PING is refused,
+    # so the connection never counts as up (and /readyz says so).
+    w = t.wsgate("auth-none", workers=1, redis_port=r.port, upstream_url=u.url)
+    w.start()
+    t.ok(harness.wait_for(lambda: w.grep_log(r"worker\[\d+\] warn: Redis PING failed: "
+                                             r"NOAUTH Authentication required"), T(5)),
+         "no password: 'Redis PING failed: NOAUTH Authentication required' logged")
+    expect_error(t, call(w, 0), 503, "config store unavailable", "no password: 503", rid="0")
+    st, body = harness.try_http_get(w.admin_port, "/readyz")
+    t.ok(st == 503 and "redis unavailable" in body,
+         "no password: /readyz 503 'redis unavailable'", lambda: repr((st, body)))
+    t.ok(not w.grep_log(r"connected to Redis|Redis connection restored"),
+         "no password: never logged as connected")
     w.stop()
 
     w = t.wsgate("select-bad", workers=1, redis_port=r.port,

@@ -56,8 +56,11 @@ tree() {	# the process and its descendants
 
 now_ns() { date +%s%N; }
 loadavg() { cut -d ' ' -f 1 /proc/loadavg; }
-# The machine's CPU line of /proc/stat, for busy_pct and others_pct.
-cpu_line() { head -n 1 /proc/stat; }
+# The machine's CPU line of /proc/stat, or CPU N's, for busy_pct and
+# others_pct.
+cpu_line() {	# [N]
+	if [ -n "${1:-}" ]; then grep "^cpu$1 " /proc/stat; else head -n 1 /proc/stat; fi
+}
 
 busy_pct() {	# stat-line stat-line -> % of the CPUs busy between them
 	awk -v a="$1" -v b="$2" 'BEGIN {

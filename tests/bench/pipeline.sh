@@ -65,6 +65,9 @@ usage: pipeline.sh [options]
                       nginx, PostgreSQL, the Node peer, wsgate's master
                       and dbwriters) runs on the other CPUs, as on a host
                       whose clients, upstream and database are elsewhere
+  --gateway-cpu N     give the whole gateway (master, workers, dbwriters)
+                      CPU N to itself; everything else on the other CPUs:
+                      a gateway host whose load and backends are elsewhere
   --install           apt-get install nginx-light / redis-server if missing
   --keep              keep the temp dir (configs, logs, raw JSON)
   -h, --help          this text
@@ -101,6 +104,7 @@ install=0
 keep=0
 gate_opts=""
 worker_cpu=""
+gateway_cpu=""
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -127,6 +131,7 @@ while [ $# -gt 0 ]; do
 	--gate-opt) gate_opts="$gate_opts$2
 "; shift ;;
 	--worker-cpu) worker_cpu=$2; shift ;;
+	--gateway-cpu) gateway_cpu=$2; shift ;;
 	--install) install=1 ;;
 	--keep) keep=1 ;;
 	-h|--help) usage; exit 0 ;;
@@ -144,19 +149,23 @@ need_whole runs duration warmup conns inflight rate size users workers \
 	die "--runs, --conns, --workers >= 1, --duration >= 3, --users >= 2"
 case $quiet in ''|[0-9]*) ;; *) die "--quiet needs a number" ;; esac
 
-# --worker-cpu: this script, and so all it starts, leaves that CPU to
-# the workers, which are moved onto it once wsgate is up.
-other_cpus=""
-if [ -n "$worker_cpu" ]; then
-	command -v taskset >/dev/null || die "--worker-cpu needs taskset (util-linux)"
+# --worker-cpu / --gateway-cpu: this script, and so all it starts, leaves
+# that CPU to wsgate's workers, which are moved onto it once wsgate is
+# up, or to the whole gateway, which is started on it.
+own_cpu=$worker_cpu$gateway_cpu own_opt=--worker-cpu other_cpus=""
+[ -z "$gateway_cpu" ] || own_opt=--gateway-cpu
+[ -z "$worker_cpu" ] || [ -z "$gateway_cpu" ] ||
+	die "--worker-cpu and --gateway-cpu exclude each other"
+if [ -n "$own_cpu" ]; then
+	command -v taskset >/dev/null || die "$own_opt needs taskset (util-linux)"
 	ncpu=$(nproc --all)
-	case $worker_cpu in
-	''|*[!0-9]*) die "--worker-cpu needs a CPU number, not '$worker_cpu'" ;;
+	case $own_cpu in
+	*[!0-9]*) die "$own_opt needs a CPU number, not '$own_cpu'" ;;
 	esac
-	if [ "$worker_cpu" -ge "$ncpu" ] || [ "$ncpu" -lt 2 ]; then
-		die "--worker-cpu $worker_cpu: this machine has CPUs 0-$((ncpu - 1)) (2 at least needed)"
+	if [ "$own_cpu" -ge "$ncpu" ] || [ "$ncpu" -lt 2 ]; then
+		die "$own_opt $own_cpu: this machine has CPUs 0-$((ncpu - 1)) (2 at least needed)"
 	fi
-	other_cpus=$(seq 0 $((ncpu - 1)) | grep -vx "$worker_cpu" | paste -sd, -)
+	other_cpus=$(seq 0 $((ncpu - 1)) | grep -vx "$own_cpu" | paste -sd, -)
 	taskset -pc "$other_cpus" $$ >/dev/null ||
 		die "cannot move this script to CPUs $other_cpus"
 fi
@@ -452,7 +461,9 @@ PY
 }
 
 # p50, p99 and p99.9 of the lag between two lag_hist snapshots, as the
-# upper bound of the bucket each falls in ("<=0.25ms"), and the count.
+# upper bound of the bucket each falls in ("<=0.25ms"), the count, and
+# the share of iterations over 1 ms ("0.42%": the p99 is under 1 ms when
+# it is under 1 %; 1 ms is a bucket bound, so this share is exact).
 lag_quantiles() {	# before after
 	python3 - "$1" "$2" <<'PY' 2>/dev/null || echo "? ? ? 0"
 import sys
@@ -467,13 +478,17 @@ def q(p):
         if total and n >= p * total:
             return "inf" if le == float("inf") else "<=%gms" % (le * 1000)
     return "?"
-print(q(0.5), q(0.99), q(0.999), int(total))
+# Cumulative buckets: the one at 1 ms counts every iteration up to it.
+over = total - max([n for le, n in d if le <= 0.001] or [0])
+print(q(0.5), q(0.99), q(0.999), int(total),
+      "%.2f%%" % (100.0 * over / total) if total else "?")
 PY
 }
 
 gate_start wsgate "$workers"
+gate_cpu=${gateway_cpu:+taskset -c $gateway_cpu}
 prlimit --as="$(as_limit "$wsgate" "${WSGATE_VMEM_KB:-8388608}")" \
-    timeout -k 10 "$total_limit" "$wsgate" -c "$tmp/wsgate/wsgate.conf" \
+    timeout -k 10 "$total_limit" $gate_cpu "$wsgate" -c "$tmp/wsgate/wsgate.conf" \
     >"$tmp/wsgate/wsgate.out" 2>&1 &
 gate_tpid=$!
 started="$started $gate_tpid"
@@ -491,6 +506,8 @@ if [ -n "$worker_cpu" ]; then
 	done
 	note "wsgate workers on CPU $worker_cpu, everything else on CPUs $other_cpus"
 fi
+[ -z "$gateway_cpu" ] ||
+	note "wsgate (master, workers, dbwriters) on CPU $gateway_cpu, everything else on CPUs $other_cpus"
 note "wsgate master ${root[wsgate]}, $workers workers, ${url[wsgate]}: $(tree "${root[wsgate]}" | tr '\n' ' ')"
 
 targets="wsgate"
@@ -555,14 +572,14 @@ one_run() {	# target scenario run attempt
 	# shellcheck disable=SC2046
 	all=$(ours $(tree "$bpid"))
 	a0=$(cpu_ticks $all)
-	w0=$(now_ns); m0=$(cpu_line)
+	w0=$(now_ns); m0=$(cpu_line); o0=$(cpu_line "$own_cpu")
 	trees
 	c0=$(cpu_ticks $pids); r0=$(cpu_ticks "$redis_pid"); n0=$(cpu_ticks $npids)
 	p0=$(cpu_ticks $ppids)
 	g0=$(redis_gets); q0=$(nginx_requests)
 	l0=$( [ -z "${admin[$t]:-}" ] || lag_hist "${admin[$t]}")
 	sleep $((duration - 1))
-	w1=$(now_ns); m1=$(cpu_line)
+	w1=$(now_ns); m1=$(cpu_line); o1=$(cpu_line "$own_cpu")
 	# shellcheck disable=SC2046
 	a1=$(cpu_ticks $(ours $(tree "$bpid")))
 	trees
@@ -621,10 +638,10 @@ one_run() {	# target scenario run attempt
 	lag=""
 	if [ -n "$l0" ] && [ -n "$l1" ]; then
 		lag=$(lag_quantiles "$l0" "$l1")
-		res[$k.lag]+="${res[$k.lag]:+/}$(echo "$lag" | awk '{ print $2 }')"
-		lag="; worker event-loop lag p50 ${lag%% *}, p99/p99.9 $(echo "$lag" | awk '{ print $2 "/" $3 " over " $4 " iterations" }')"
+		res[$k.lag]+="${res[$k.lag]:+/}$(echo "$lag" | awk '{ print $2 " (" $5 " over 1ms)" }')"
+		lag="; worker event-loop lag p50 ${lag%% *}, p99/p99.9 $(echo "$lag" | awk '{ print $2 "/" $3 " over " $4 " iterations, " $5 " of them over 1ms" }')"
 	fi
-	note "$t scenario $sc run $r: $(json_field "$out" msgs_per_s) msgs/s, p50 $(json_field "$out" p50_ms) p99 $(json_field "$out" p99_ms) p99.9 $(json_field "$out" p999_ms) ms, CPU/msg: $t ${gcpu%% *} us, Redis ${rcpu%% *} us, nginx ${ncpu%% *} us${pg_tpid:+, PostgreSQL ${pcpu%% *} us}; machine $(busy_pct "$m0" "$m1")% busy, ${res[$k.others]##* }% by other processes, load before $load$lag"
+	note "$t scenario $sc run $r: $(json_field "$out" msgs_per_s) msgs/s, p50 $(json_field "$out" p50_ms) p99 $(json_field "$out" p99_ms) p99.9 $(json_field "$out" p999_ms) ms, CPU/msg: $t ${gcpu%% *} us, Redis ${rcpu%% *} us, nginx ${ncpu%% *} us${pg_tpid:+, PostgreSQL ${pcpu%% *} us}; machine $(busy_pct "$m0" "$m1")% busy${own_cpu:+ (CPU $own_cpu $(busy_pct "$o0" "$o1")%)}, ${res[$k.others]##* }% by other processes, load before $load$lag"
 }
 
 src_rev=$(cd "$here" && git describe --always --dirty 2>/dev/null || echo '?')

@@ -774,7 +774,10 @@ pg_resolved(struct resolver *r, int ok, void *arg)
 		pg_fail(pg, "PostgreSQL connection failed");
 		return;
 	}
-	if (r->rs_error[0] != '\0')
+	if (r->rs_error_kept)
+		log_warnx("PostgreSQL: %s; trying the addresses it had",
+		    r->rs_error);
+	else if (r->rs_error[0] != '\0')
 		log_warnx("PostgreSQL host skipped: %s", r->rs_error);
 	pg_hosts_free(pg);
 	n = pg_list_len(hosts);

@@ -173,32 +173,51 @@ resolve_notify(union sigval sv)
 static void
 resolve_done_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
-	struct resolver	*r = w->data;
-	struct addrinfo	*ai;
-	size_t		 i;
-	int		 rc, failed = 0;
-	char		 why[160] = "";
+	struct resolver		*r = w->data;
+	struct resolve_addr	 old[RESOLVE_MAX_ADDRS];
+	struct addrinfo		*ai;
+	size_t			 i;
+	unsigned int		 k, nold;
+	int			 rc, failed = 0, first;
+	char			 why[160] = "";
 
 	(void)loop;
 	(void)revents;
 	if (!r->rs_busy)
 		return;
-	if (r->rs_numeric || r->rs_error[0] != '\0') {
+	if (r->rs_numeric) {
 		r->rs_busy = 0;
-		r->rs_cb(r, r->rs_error[0] == '\0', r->rs_arg);
+		r->rs_cb(r, 1, r->rs_arg);
+		return;
+	}
+	if (r->rs_error[0] != '\0') {	/* no lookup was queued */
+		r->rs_busy = 0;
+		r->rs_error_kept = r->rs_naddrs > 0;
+		r->rs_cb(r, r->rs_naddrs > 0, r->rs_arg);
 		return;
 	}
 	for (i = 0; i < r->rs_nnames; i++)
 		if (gai_error(&r->rs_gai[i]) == EAI_INPROGRESS)
 			return;		/* its own notification follows */
 	r->rs_busy = 0;
+	nold = r->rs_naddrs;
+	memcpy(old, r->rs_addrs, nold * sizeof(old[0]));
 	r->rs_naddrs = 0;
+	r->rs_error_kept = 0;
 	for (i = 0; i < r->rs_nnames; i++) {
 		if ((rc = gai_error(&r->rs_gai[i])) != 0) {
-			if (failed++ == 0)
+			first = failed++ == 0;
+			if (first)
 				snprintf(why, sizeof(why), "cannot resolve "
 				    "%s: %s", r->rs_names[i],
 				    gai_strerror(rc));
+			/* Its addresses of before, in their order. */
+			for (k = 0; k < nold; k++)
+				if (old[k].ra_name == i &&
+				    r->rs_naddrs < RESOLVE_MAX_ADDRS) {
+					r->rs_addrs[r->rs_naddrs++] = old[k];
+					r->rs_error_kept |= first;
+				}
 			continue;
 		}
 		for (ai = r->rs_gai[i].ar_result; ai != NULL; ai = ai->ai_next)
@@ -209,8 +228,9 @@ resolve_done_cb(struct ev_loop *loop, ev_async *w, int revents)
 		r->rs_gai[i].ar_result = NULL;
 	}
 	/*
-	 * Some names may have failed: the others are still worth trying
-	 * (libpq skips a host it cannot resolve); rs_error names the first.
+	 * Some names may have failed: the others, and their own addresses
+	 * of before, are still worth trying (libpq skips a host it cannot
+	 * resolve); rs_error names the first.
 	 */
 	snprintf(r->rs_error, sizeof(r->rs_error), "%s", why);
 	r->rs_cb(r, r->rs_naddrs > 0, r->rs_arg);

@@ -29,9 +29,12 @@ struct resolve_addr {
 
 struct resolver;
 /*
- * On the loop, when a lookup ended: ok when there are addresses (with
- * several names, some may have failed: rs_error then names the first),
- * else rs_error says why.
+ * On the loop, when a lookup ended: ok when there are addresses, else
+ * rs_error says why.  A name whose lookup fails keeps the addresses of
+ * its last lookup that found any, so that a DNS server that stops
+ * answering for a while does not cut a daemon off from a server that is
+ * still there.  When some names failed, ok or not, rs_error names the
+ * first, and rs_error_kept says whether that one kept addresses.
  */
 typedef void	resolve_fn(struct resolver *r, int ok, void *arg);
 
@@ -51,6 +54,7 @@ struct resolver {
 	struct resolve_addr	 rs_addrs[RESOLVE_MAX_ADDRS];
 	unsigned int		 rs_naddrs;
 	char			 rs_error[192];
+	int			 rs_error_kept;
 };
 
 /*

@@ -113,6 +113,8 @@ redis_resolved(struct resolver *r, int ok, void *arg)
 		redis_schedule(r->rs_error);
 		return;
 	}
+	if (r->rs_error_kept)
+		log_warnx("Redis: %s; trying the addresses it had", r->rs_error);
 	rd.addr = 0;
 	redis_connect_addr();
 }

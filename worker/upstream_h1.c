@@ -28,7 +28,9 @@
  *
  * Name resolution never blocks the loop (resolve.h): a name is looked up
  * at start, again every H1_RESOLVE_EVERY seconds and after a connect
- * error.
+ * error; while lookups fail, the addresses of the last one that worked
+ * are used (the resolver keeps them) and it is tried every
+ * H1_RESOLVE_RETRY seconds.
  */
 #include "autoconf.h"
 
@@ -58,7 +60,6 @@
 #define H1_READS_MAX	16		/* recv()s per wakeup, then yield */
 #define H1_MAX_BODY	(256u << 20)	/* response bytes kept */
 #define H1_POOL_BUF	(64u << 10)	/* larger body buffers not kept */
-#define H1_MAX_ADDRS	RESOLVE_MAX_ADDRS
 #define H1_RESOLVE_EVERY 30.		/* s, re-resolution of a host name */
 #define H1_RESOLVE_RETRY 1.		/* s, after a failed one */
 #define H1_KEY_MAX	64
@@ -127,11 +128,7 @@ static struct {
 	/* Where to connect. */
 	char			*host;		/* without IPv6 brackets */
 	char			 port[8];
-	struct sockaddr_storage	 addrs[H1_MAX_ADDRS];
-	socklen_t		 addrlens[H1_MAX_ADDRS];
-	unsigned int		 naddrs;
-	unsigned int		 next_addr;
-	char			 resolve_error[192];
+	unsigned int		 next_addr;	/* in res.rs_addrs */
 	struct resolver		 res;
 	ev_timer		 reresolve;
 } h1;
@@ -266,32 +263,22 @@ static void
 h1_resolved(struct resolver *r, int ok, void *arg)
 {
 	struct h1call	*c;
-	unsigned int	 i;
 	ev_tstamp	 again = H1_RESOLVE_EVERY;
 
 	(void)arg;
-	if (ok) {
-		for (i = 0; i < r->rs_naddrs; i++) {
-			memcpy(&h1.addrs[i], &r->rs_addrs[i].ra_addr,
-			    r->rs_addrs[i].ra_len);
-			h1.addrlens[i] = r->rs_addrs[i].ra_len;
-		}
-		h1.naddrs = r->rs_naddrs;
-		h1.next_addr = 0;
-		h1.resolve_error[0] = '\0';
-		if (r->rs_numeric)
-			return;
-	} else {
-		/* The addresses of the last lookup that worked stay. */
-		snprintf(h1.resolve_error, sizeof(h1.resolve_error), "%s",
-		    r->rs_error);
-		log_warnx("upstream: %s", h1.resolve_error);
+	h1.next_addr = 0;
+	if (r->rs_numeric)
+		return;
+	if (r->rs_error[0] != '\0') {
+		/* resolve.c kept the addresses of the last lookup that worked. */
+		log_warnx("upstream: %s%s", r->rs_error, ok ?
+		    "; trying the addresses it had" : "");
 		again = H1_RESOLVE_RETRY;
-		/* Waiting calls cannot go anywhere until a lookup works. */
-		if (h1.naddrs == 0)
-			while ((c = TAILQ_FIRST(&h1.waitq)) != NULL)
-				h1_call_fail(c, h1.resolve_error);
 	}
+	/* Waiting calls cannot go anywhere until a lookup works. */
+	if (!ok)
+		while ((c = TAILQ_FIRST(&h1.waitq)) != NULL)
+			h1_call_fail(c, r->rs_error);
 	ev_timer_set(&h1.reresolve, again, 0.);
 	ev_timer_start(h1.loop, &h1.reresolve);
 	h1_pump();
@@ -359,13 +346,13 @@ h1_dispatch(struct h1call *c)
 	if (c->c_retried && h1.nconns >= h1.max_conns &&
 	    (k = TAILQ_LAST(&h1.idle, h1conns)) != NULL)
 		h1_conn_close(k);
-	if (h1.nconns < h1.max_conns && h1.naddrs > 0) {
+	if (h1.nconns < h1.max_conns && h1.res.rs_naddrs > 0) {
 		h1_connect(c);
 		return;
 	}
-	if (h1.naddrs == 0 && !resolve_busy(&h1.res)) {
-		h1_call_fail(c, h1.resolve_error[0] != '\0' ?
-		    h1.resolve_error : "no address for the upstream host");
+	if (h1.res.rs_naddrs == 0 && !resolve_busy(&h1.res)) {
+		h1_call_fail(c, h1.res.rs_error[0] != '\0' ?
+		    h1.res.rs_error : "no address for the upstream host");
 		return;
 	}
 	c->c_waiting = 1;
@@ -380,7 +367,7 @@ h1_pump(void)
 
 	while ((c = TAILQ_FIRST(&h1.waitq)) != NULL &&
 	    (!TAILQ_EMPTY(&h1.idle) ||
-	    (h1.nconns < h1.max_conns && h1.naddrs > 0))) {
+	    (h1.nconns < h1.max_conns && h1.res.rs_naddrs > 0))) {
 		TAILQ_REMOVE(&h1.waitq, c, c_wait);
 		c->c_waiting = 0;
 		h1_dispatch(c);
@@ -393,11 +380,12 @@ h1_pump(void)
 static void
 h1_connect(struct h1call *c)
 {
+	const struct resolve_addr *a =
+			 &h1.res.rs_addrs[h1.next_addr % h1.res.rs_naddrs];
 	struct h1conn	*k;
-	unsigned int	 a = h1.next_addr % h1.naddrs;
 	int		 fd, one = 1;
 
-	fd = socket(h1.addrs[a].ss_family,
+	fd = socket(a->ra_addr.ss_family,
 	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		snprintf(c->c_detail, sizeof(c->c_detail),
@@ -407,7 +395,7 @@ h1_connect(struct h1call *c)
 	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&h1.addrs[a], h1.addrlens[a]) ==
+	if (connect(fd, (const struct sockaddr *)&a->ra_addr, a->ra_len) ==
 	    -1 && errno != EINPROGRESS) {
 		h1_connect_failed(c, errno);
 		close(fd);
@@ -438,7 +426,7 @@ static void
 h1_connect_failed(struct h1call *c, int err)
 {
 	h1.next_addr++;
-	if (++c->c_attempts < h1.naddrs) {
+	if (++c->c_attempts < h1.res.rs_naddrs) {
 		h1_connect(c);
 		return;
 	}

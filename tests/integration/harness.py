@@ -582,6 +582,11 @@ class Upstream:
         self.proc = None
 
     def start(self):
+        # A restart: the file of the run before must not pass for this one's.
+        try:
+            os.unlink(self.port_file)
+        except FileNotFoundError:
+            pass
         log = open(self.logfile, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, UPSTREAM_PY, "--host", "127.0.0.1",

@@ -22,7 +22,11 @@ on 127.0.0.1:53, whose zone the test edits as it goes:
   the dbwriter takes its workers' connections, before the answer; then
   Redis and PostgreSQL are reached;
 - names unknown (NXDOMAIN): logged, 503 "config store unavailable",
-  /readyz 503; once the zone has them, the next attempts connect."""
+  /readyz 503; once the zone has them, the next attempts connect;
+- names that stop resolving once connected (taken out of the zone),
+  then every connection lost: each lookup's failure logged, and Redis,
+  PostgreSQL and the upstream reached again at the addresses their last
+  lookup gave; requests answered, rows written."""
 
 import json
 import os
@@ -68,6 +72,11 @@ class Dns:
 
     def set(self, name, addrs, delay=0.0):
         self.zone[name] = {"a": list(addrs), "delay": delay}
+        self.save()
+
+    def remove(self, name):
+        """NXDOMAIN for name from now on."""
+        del self.zone[name]
         self.save()
 
     def answers(self, name):
@@ -369,6 +378,57 @@ def test_unknown(t, dns, pg, r, up):
     w.stop()
 
 
+def test_kept(t, dns, pg, r, up):
+    """Names that stop resolving keep the addresses they had: a DNS
+    server that fails for a while does not cut the gateway off from
+    servers that are still there."""
+    names = {"redis": "redis-kept.wsgate.test", "pg": "pg-kept.wsgate.test",
+             "up": "up-kept.wsgate.test"}
+    for n in names.values():
+        dns.set(n, ["127.0.0.1"])
+    w = pl.gateway(t, "kept", pg, r, up, TABLE, redis_host=names["redis"], workers=1,
+                   url=up.url.replace("127.0.0.1", names["up"]),
+                   pg_conninfo=pg.conninfo.replace("host=127.0.0.1", "host=" + names["pg"]))
+    w.start()
+    t.is_(wait_ready(w, 200, "ready", T(15)), (200, "ready"), "kept: /readyz 200 by name")
+    requests_land(t, w, pg, ["kept1"], "kept: before")
+    for n in names.values():
+        dns.remove(n)
+    t.is_(resolves(names["redis"]), None, "kept: the names no longer resolve")
+    # Every connection lost: each is made again, after a lookup that fails.
+    t.like(r.command("CLIENT", "KILL", "TYPE", "normal").decode(), r"^:[1-9]",
+           "kept: Redis dropped the worker's connection")
+    killed = pg.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                     "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+    t.ok(int(killed[0][0]) >= 1, "kept: PostgreSQL dropped the dbwriter's connections")
+    for what, regex in (
+            ("Redis", r"worker\[\d+\] warn: Redis: cannot resolve redis-kept\.wsgate\.test: "
+                      r"Name or service not known; trying the addresses it had"),
+            ("PostgreSQL", r"dbwriter\[\d+\] warn: PostgreSQL: cannot resolve "
+                           r"pg-kept\.wsgate\.test: Name or service not known; "
+                           r"trying the addresses it had")):
+        t.ok(logged(w, regex, T(20)),
+             "kept: '%s: cannot resolve ...; trying the addresses it had' logged" % what)
+    t.is_(wait_ready(w, 200, "ready", T(20)), (200, "ready"),
+          "kept: /readyz 200 again, the names still unresolvable")
+    # The upstream looks its name up again after a connection error.
+    up.stop()
+    c = Client(w.port)
+    rep = request(c, "kept-down")
+    t.is_((rep.obj or {}).get("status"), 502, "kept: a request while the upstream is down: 502",
+          lambda: repr(rep))
+    c.close()
+    up.start()
+    t.ok(logged(w, r"worker\[\d+\] warn: upstream: cannot resolve up-kept\.wsgate\.test: "
+                r"Name or service not known; trying the addresses it had", T(20)),
+         "kept: 'upstream: cannot resolve ...; trying the addresses it had' logged")
+    t.is_(resolves(names["pg"]), None, "kept: (still NXDOMAIN)")
+    requests_land(t, w, pg, ["kept2", "kept3"], "kept: after")
+    t.is_([m.string for m in w.grep_log(r"Redis unavailable: cannot resolve")], [],
+          "kept: Redis never counted as unavailable for the lookup")
+    w.stop()
+
+
 def main(t):
     t.need_binary()
     if not harness.IS_ROOT:
@@ -388,6 +448,7 @@ def main(t):
     test_redis_silent(t, dns, pg, up)
     test_slow(t, dns, pg, r, up)
     test_unknown(t, dns, pg, r, up)
+    test_kept(t, dns, pg, r, up)
 
 
 harness.run(main, watchdog=240)

@@ -29,8 +29,8 @@
  * Name resolution never blocks the loop (resolve.h): a name is looked up
  * at start, again every H1_RESOLVE_EVERY seconds and after a connect
  * error; while lookups fail, the addresses of the last one that worked
- * are used (the resolver keeps them) and it is tried every
- * H1_RESOLVE_RETRY seconds.
+ * are used (the resolver keeps them), and with none it is tried again
+ * every H1_RESOLVE_RETRY seconds.
  */
 #include "autoconf.h"
 
@@ -269,12 +269,13 @@ h1_resolved(struct resolver *r, int ok, void *arg)
 	h1.next_addr = 0;
 	if (r->rs_numeric)
 		return;
-	if (r->rs_error[0] != '\0') {
+	if (r->rs_error[0] != '\0')
 		/* resolve.c kept the addresses of the last lookup that worked. */
 		log_warnx("upstream: %s%s", r->rs_error, ok ?
 		    "; trying the addresses it had" : "");
+	/* With none, soon again; else a connect error also brings one. */
+	if (!ok)
 		again = H1_RESOLVE_RETRY;
-	}
 	/* Waiting calls cannot go anywhere until a lookup works. */
 	if (!ok)
 		while ((c = TAILQ_FIRST(&h1.waitq)) != NULL)

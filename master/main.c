@@ -12,6 +12,7 @@
 #include "master/depcheck.h"
 #include "master/master.h"
 #include "tls.h"
+#include "worker/upstream.h"
 
 static void	usage(FILE *);
 
@@ -105,6 +106,7 @@ main(int argc, char *argv[])
 			config_free(cfg);
 			return 1;
 		}
+		upstream_check_lookup(cfg);	/* a warning, not a failure */
 		fprintf(stderr, "wsgate: configuration file %s test is "
 		    "successful\n", opts.mo_config_path);
 		if (deps && depcheck_run(cfg, stdout) > 0) {

@@ -34,6 +34,7 @@
 #include "stats.h"
 #include "tls.h"
 #include "util.h"
+#include "worker/upstream.h"
 
 #define RESPAWN_QUICK_MS	2000	/* a child dying sooner "keeps dying" */
 #define RESPAWN_BACKOFF_MIN_MS	100
@@ -851,6 +852,7 @@ do_reload(void)
 	log_info("reload complete generation=%u workers=%d dbwriters=%d",
 	    g->g_id, cfg->c_workers, cfg->c_dbwriters);
 	log_loop_budget(cfg);
+	upstream_check_lookup(cfg);
 	stats_count_reload(1);
 	return 0;
 }
@@ -972,6 +974,7 @@ master_main(struct config *cfg, const struct master_opts *opts)
 	log_info("wsgate %s starting config=%s", PACKAGE_VERSION,
 	    opts->mo_config_path);
 	log_loop_budget(cfg);
+	upstream_check_lookup(cfg);
 	m.cur = gen_new(cfg, ls, ssl_ctx);
 	start_generation(m.cur);
 	master_notify_ready("Serving");

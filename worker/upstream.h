@@ -46,4 +46,15 @@ unsigned int	upstream_pending(void);
 /* Abort every transfer (callbacks run with UPSTREAM_ERROR) and clean up. */
 void	upstream_shutdown(void);
 
+/*
+ * The host name libcurl would look up inside a worker's loop: that of
+ * upstream_url when libcurl calls it, the host is a name, and
+ * `curl_features` (curl_version_info()'s) lacks CURL_VERSION_ASYNCHDNS.
+ * Allocated, or NULL.
+ */
+char	*upstream_loop_lookup(const struct config *, unsigned int curl_features);
+
+/* Warn (log) when upstream_loop_lookup() finds such a name. */
+void	 upstream_check_lookup(const struct config *);
+
 #endif /* WSGATE_UPSTREAM_H */

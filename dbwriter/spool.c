@@ -65,6 +65,7 @@
 #define SPOOL_MAGIC		"WSP\001"
 #define SPOOL_MAGIC_LEN		4
 #define SPOOL_READ_CHUNK	(1024 * 1024)
+#define SPOOL_FAIL_LOG_MS	10000	/* failed writes: a line at most this often */
 #define SPOOL_LOCK		"lock"
 #define SPOOL_SEG_PREFIX	"spool-"
 #define SPOOL_SEG_SUFFIX	".seg"
@@ -119,8 +120,12 @@ struct spool {
 	struct spool_reader	 s_rd;
 	uint64_t		 s_skipped;
 	uint64_t		 s_dead;
+	uint64_t		 s_fails;	/* writes failed since the last good */
+	uint64_t		 s_fails_quiet;	/* of which not logged */
+	uint64_t		 s_fail_logged;	/* now_ms() of the last line */
 };
 
+static int	spool_fail_log_now(struct spool *, uint64_t *);
 static void	crc32c_init(void);
 static uint32_t	crc32c_sw(uint32_t, const uint8_t *, size_t);
 static void	le32_put(uint8_t *, uint32_t);
@@ -699,15 +704,21 @@ spool_seg_remove(struct spool *s, size_t i)
 static int
 spool_seg_create(struct spool *s)
 {
-	char	name[SPOOL_SEG_NAMELEN + 1];
-	int	fd, saved;
+	char		name[SPOOL_SEG_NAMELEN + 1];
+	uint64_t	quiet;
+	int		fd, saved;
 
 	spool_seg_name(name, sizeof(name), s->s_next_seq);
 	fd = openat(s->s_dirfd, name, O_WRONLY | O_CREAT | O_EXCL |
 	    O_APPEND | O_CLOEXEC, 0600);
 	if (fd == -1) {
-		log_warn("spool: cannot create segment file=%s/%s",
-		    s->s_path, name);
+		saved = errno;
+		if (spool_fail_log_now(s, &quiet)) {
+			errno = saved;
+			log_warn("spool: cannot create segment file=%s/%s "
+			    "unlogged=%" PRIu64, s->s_path, name, quiet);
+		}
+		errno = saved;
 		return -1;
 	}
 	if (spool_fsync_dir(s->s_dirfd, s->s_path) == -1) {
@@ -927,11 +938,35 @@ spool_append(struct spool *s, const void *rec, size_t len)
 	return SPOOL_OK;
 }
 
+/*
+ * Whether to log a failed segment creation or write now: the first of a
+ * run, then at most every SPOOL_FAIL_LOG_MS, for a full disk fails every
+ * retry (db_flush_interval apart).  *quiet: failures left unlogged since
+ * the last line.
+ */
+static int
+spool_fail_log_now(struct spool *s, uint64_t *quiet)
+{
+	uint64_t	now = now_ms();
+
+	s->s_fails++;
+	if (s->s_fail_logged != 0 && now - s->s_fail_logged <
+	    SPOOL_FAIL_LOG_MS) {
+		s->s_fails_quiet++;
+		return 0;
+	}
+	*quiet = s->s_fails_quiet;
+	s->s_fails_quiet = 0;
+	s->s_fail_logged = now;
+	return 1;
+}
+
 int
 spool_sync(struct spool *s)
 {
 	struct spool_seg	*sg;
 	char			 name[SPOOL_SEG_NAMELEN + 1];
+	uint64_t		 quiet;
 	size_t			 pos = 0, end, ci = 0, i;
 	int			 saved;
 
@@ -956,8 +991,12 @@ spool_sync(struct spool *s)
 			 */
 			saved = errno;
 			spool_seg_name(name, sizeof(name), sg->sg_seq);
-			log_warn("spool: cannot write segment file=%s/%s "
-			    "bytes=%zu", s->s_path, name, end - pos);
+			if (spool_fail_log_now(s, &quiet)) {
+				errno = saved;
+				log_warn("spool: cannot write segment "
+				    "file=%s/%s bytes=%zu unlogged=%" PRIu64,
+				    s->s_path, name, end - pos, quiet);
+			}
 			if (ftruncate(s->s_afd, (off_t)sg->sg_size) == -1)
 				log_warn("spool: cannot truncate segment "
 				    "file=%s/%s", s->s_path, name);
@@ -968,6 +1007,11 @@ spool_sync(struct spool *s)
 		sg->sg_size += end - pos;
 		s->s_bytes += end - pos;
 		pos = end;
+	}
+	if (s->s_fails > 0) {
+		log_info("spool: segments written again failed=%" PRIu64
+		    " dir=%s", s->s_fails, s->s_path);
+		s->s_fails = s->s_fails_quiet = s->s_fail_logged = 0;
 	}
 	s->s_plen = 0;
 	s->s_ncuts = 0;

@@ -54,6 +54,7 @@
 #include <sys/queue.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,8 @@ static struct {
 	struct batch_list	 replay;
 	int			 fetching;	/* a replay read is queued */
 	int			 spool_more;	/* the spool may hold records */
+	uint64_t		 replay_read;	/* records read back this replay */
+	ev_tstamp		 replay_start;
 	int			 flush_due;	/* db_flush_interval passed */
 	ev_tstamp		 retry_at;	/* no statement before (error) */
 	ev_tstamp		 spool_retry_at; /* no spooling before (full) */
@@ -961,11 +964,22 @@ store_fetch_done(void *arg, int result)
 
 	(void)result;
 	st.fetching = 0;
+	/* A line when a replay starts and one when all is read back. */
 	if (b->b_n == 0) {
 		st.spool_more = 0;
 		batch_free(b);
+		if (st.replay_read > 0)
+			log_info("spooled records all read back for replay "
+			    "count=%" PRIu64 " seconds=%.1f", st.replay_read,
+			    ev_now(st.loop) - st.replay_start);
+		st.replay_read = 0;
 	} else {
-		log_info("replaying spooled records count=%zu", b->b_n);
+		if (st.replay_read == 0) {
+			log_info("replaying spooled records count=%zu",
+			    b->b_n);
+			st.replay_start = ev_now(st.loop);
+		}
+		st.replay_read += b->b_n;
 		TAILQ_INSERT_TAIL(&st.replay, b, b_entry);
 	}
 	store_step();

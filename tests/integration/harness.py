@@ -442,13 +442,24 @@ def private_network(resolv_conf=None):
     namespace of its own (loopback only, up) and a mount namespace, with
     resolv_conf (a path) bound over /etc/resolv.conf if given.  Root
     needed.  None, or why it was not possible."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNS | CLONE_NEWNET) != 0:
-        return "unshare: %s" % os.strerror(ctypes.get_errno())
-    cmds = [["mount", "--make-rprivate", "/"], ["ip", "link", "set", "lo", "up"]]
+    cmds = [["ip", "link", "set", "lo", "up"]]
     if resolv_conf is not None:
         cmds.append(["mount", "--bind", resolv_conf, "/etc/resolv.conf"])
-    for cmd in cmds:
+    return _unshare(CLONE_NEWNS | CLONE_NEWNET, cmds)
+
+
+def private_mounts():
+    """Move this process, and all it starts from now on, into a mount
+    namespace of its own, so that what it mounts is seen by no one else
+    and goes away with it.  Root needed.  None, or why not."""
+    return _unshare(CLONE_NEWNS, [])
+
+
+def _unshare(flags, cmds):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(flags) != 0:
+        return "unshare: %s" % os.strerror(ctypes.get_errno())
+    for cmd in [["mount", "--make-rprivate", "/"]] + cmds:
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if r.returncode != 0:
             return "%s: %s" % (" ".join(cmd), r.stdout.decode(errors="replace").strip())

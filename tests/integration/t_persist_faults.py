@@ -16,6 +16,13 @@ of replies lost with a dropped connection allowed, after each of
   of a shared, sanitized machine hits both runs alike)
   ring full (64k ring, 1m spool, PostgreSQL down): 503 overloaded, then
   recovery;
+  the spool's disk full (a 384k tmpfs in a mount namespace of the
+  test's own, spool_max_bytes far above it, PostgreSQL down): ENOSPC
+  logged once, not at every retry; nothing acknowledged that is not on
+  disk, 503 overloaded, no process dies; the disk grown (PostgreSQL
+  still down): spooling resumes, said, requests answered 200 again;
+  PostgreSQL back: every 200 reply has its row, and the disk is free
+  again once the spool is replayed;
   SIGHUP during load;
   a corrupted and a truncated spool segment: damage logged, the rest
   replayed;
@@ -29,6 +36,7 @@ import os
 import re
 import signal
 import struct
+import subprocess
 import sys
 import time
 
@@ -305,6 +313,83 @@ def ring_full(t, pg, r, up):
     w.stop()
 
 
+def disk_full(t, pg, r, up):
+    """ENOSPC from the spool's file system itself, not spool_max_bytes."""
+    if not harness.IS_ROOT:
+        t.skip("disk full", "mounting a small tmpfs needs root", 7)
+        return
+    why = harness.private_mounts()
+    if why is not None:
+        t.skip("disk full", "no mount namespace: %s" % why, 7)
+        return
+    table = "f_disk"
+    w = pl.gateway(t, "disk", pg, r, up, table, ring_size="64k", spool_max_bytes="64m")
+    spool = w.conf["spool_dir"]
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k,mode=0700", "wsgate-test",
+                    spool], check=True)
+
+    def free():
+        st = os.statvfs(spool)
+        return st.f_bavail * st.f_frsize
+    total = free()
+    w.start()
+    pl.wait_table(w, pg, table)
+    fb = bench(t, w, "D", rate=4 * RATE).start()
+    time.sleep(1)
+    pg.stop()
+    t_down = time.monotonic()
+    t.ok(w.wait_log(r"dbwriter\[\d+\] warn: spool: cannot write segment: No space left "
+                    r"on device file=\S+ bytes=\d+ unlogged=0$", T(20)),
+         "disk full: 'spool: cannot write segment: No space left on device' logged "
+         "(after %.1fs)" % (time.monotonic() - t_down), lambda: w.describe())
+    t.ok(harness.wait_for(lambda: w.grep_log(r"spool full or failing"), T(10), 0.1),
+         "disk full: 'spool full or failing: records wait' logged")
+    t.ok(free() < 64 * 1024, "disk full: the spool's file system is full (%d of %d bytes "
+         "free)" % (free(), total))
+    got503 = harness.wait_for(lambda: any(x.overloaded() for x in fb.records()), T(20), 0.3)
+    t.ok(got503, "disk full, PostgreSQL down: 503 overloaded once the ring is full too")
+    t_full = time.monotonic()
+    time.sleep(3)
+    recent = [x for x in fb.records() if t_full + 0.3 < x.t]
+    t.ok(recent and all(x.overloaded() for x in recent),
+         "disk full, PostgreSQL down: every new request 503 overloaded (%d)" % len(recent),
+         lambda: repr(sorted(set(x.label() for x in recent))))
+    # A retry every db_flush_interval, each failing: a line every 10 s at most.
+    fails = w.grep_log(r"spool: cannot (write|create) segment")
+    t.ok(1 <= len(fails) <= 2 + (time.monotonic() - t_down) / 10,
+         "disk full: the failing retries are not logged each (%d lines in %.1fs)"
+         % (len(fails), time.monotonic() - t_down), lambda: "\n".join(m.string for m in fails))
+    # Room again, PostgreSQL still down: the spool takes the records.
+    subprocess.run(["mount", "-o", "remount,size=16m", spool], check=True)
+    t_room = time.monotonic()
+    t.ok(w.wait_log(r"dbwriter\[\d+\] info: spool: segments written again failed=\d+ ", T(10)),
+         "disk grown: 'spool: segments written again failed=N' logged")
+    rec = harness.wait_for(lambda: any(x.status == 200 and x.t > t_room + 0.5
+                                       for x in fb.records()), T(20), 0.3)
+    t.ok(rec, "disk grown, PostgreSQL still down: requests answered 200 again (after %.1fs)"
+         % (time.monotonic() - t_room))
+    pl.pg_restart_same_port(pg)
+    t_up = time.monotonic()
+    t.ok(harness.wait_for(lambda: any(x.status == 200 and x.t > t_up + 0.2
+                                      for x in fb.records()), T(20), 0.3),
+         "after PostgreSQL is back: requests answered 200")
+    time.sleep(1)
+    finish(t, pg, table, fb, "disk full")
+    t.ok(w.wait_log(r"dbwriter\[\d+\] info: spooled records all read back for replay "
+                    r"count=[1-9]\d* seconds=", T(20)),
+         "disk full: 'spooled records all read back for replay count=N' logged")
+    reps = w.grep_log(r"replaying spooled records")
+    t.is_(len(reps), 1, "disk full: one 'replaying spooled records' line for the replay",
+          lambda: "\n".join(m.string for m in reps))
+    size = os.statvfs(spool).f_blocks * os.statvfs(spool).f_frsize
+    t.ok(harness.wait_for(lambda: free() > size - 64 * 1024, T(30), 0.3),
+         "disk full: the spool replayed and its segments deleted (%d of %d bytes free)"
+         % (free(), size))
+    no_deaths(t, w, "disk full")
+    w.stop()
+    subprocess.run(["umount", spool], check=False)
+
+
 def sighup(t, pg, r, up):
     table = "f_hup"
     w = pl.gateway(t, "hup", pg, r, up, table).start()
@@ -456,7 +541,7 @@ def main(t):
         no_deaths(t, twin.w, "no-fault twin")
         twin.w.stop()
     for name, fn in (("wkill", kill_worker), ("dkill", kill_dbwriter), ("mkill", kill_master),
-                     ("ring", ring_full), ("hup", sighup), ("spool", spool_damage),
+                     ("ring", ring_full), ("disk", disk_full), ("hup", sighup), ("spool", spool_damage),
                      ("poison", poison)):
         if want(name):
             st = time.monotonic()

@@ -121,8 +121,7 @@ struct spool {
 	uint64_t		 s_skipped;
 	uint64_t		 s_dead;
 	uint64_t		 s_fails;	/* writes failed since the last good */
-	uint64_t		 s_fails_quiet;	/* of which not logged */
-	uint64_t		 s_fail_logged;	/* now_ms() of the last line */
+	struct log_limit	 s_fail_log;
 };
 
 static int	spool_fail_log_now(struct spool *, uint64_t *);
@@ -947,18 +946,8 @@ spool_append(struct spool *s, const void *rec, size_t len)
 static int
 spool_fail_log_now(struct spool *s, uint64_t *quiet)
 {
-	uint64_t	now = now_ms();
-
 	s->s_fails++;
-	if (s->s_fail_logged != 0 && now - s->s_fail_logged <
-	    SPOOL_FAIL_LOG_MS) {
-		s->s_fails_quiet++;
-		return 0;
-	}
-	*quiet = s->s_fails_quiet;
-	s->s_fails_quiet = 0;
-	s->s_fail_logged = now;
-	return 1;
+	return log_limit_now(&s->s_fail_log, SPOOL_FAIL_LOG_MS, quiet);
 }
 
 int
@@ -1011,7 +1000,8 @@ spool_sync(struct spool *s)
 	if (s->s_fails > 0) {
 		log_info("spool: segments written again failed=%" PRIu64
 		    " dir=%s", s->s_fails, s->s_path);
-		s->s_fails = s->s_fails_quiet = s->s_fail_logged = 0;
+		s->s_fails = 0;
+		log_limit_reset(&s->s_fail_log);
 	}
 	s->s_plen = 0;
 	s->s_ncuts = 0;

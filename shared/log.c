@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 static const char	*log_role = "wsgate";
 static pid_t		 log_pid;
@@ -189,4 +190,26 @@ fatalx(const char *fmt, ...)
 	log_vwrite(LOG_LEVEL_ERROR, fmt, ap, 0);
 	va_end(ap);
 	exit(1);
+}
+
+int
+log_limit_now(struct log_limit *ll, uint64_t every_ms, uint64_t *quiet)
+{
+	uint64_t	now = now_ms();
+
+	if (ll->ll_last_ms != 0 && now - ll->ll_last_ms < every_ms) {
+		ll->ll_quiet++;
+		return 0;
+	}
+	*quiet = ll->ll_quiet;
+	ll->ll_quiet = 0;
+	ll->ll_last_ms = now;
+	return 1;
+}
+
+void
+log_limit_reset(struct log_limit *ll)
+{
+	ll->ll_last_ms = 0;
+	ll->ll_quiet = 0;
 }

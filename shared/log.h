@@ -7,6 +7,8 @@
 #define WSGATE_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
+
 #include "config.h"
 
 /* Set role name ("master", "worker", "dbwriter") and refresh cached pid. */
@@ -29,5 +31,19 @@ void	fatal(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
 void	fatalx(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
+
+/*
+ * A line that could repeat at every event (a failing retry, an error
+ * reply per request): log_limit_now() says whether to log it now, the
+ * first time and then at most every `every_ms`; *quiet gets how often
+ * it said no since it last said yes (for the line to report).
+ */
+struct log_limit {
+	uint64_t	ll_last_ms;	/* now_ms() of the last yes, 0: none */
+	uint64_t	ll_quiet;
+};
+int	log_limit_now(struct log_limit *, uint64_t every_ms, uint64_t *quiet);
+/* The run of repeats is over: the next line is logged at once. */
+void	log_limit_reset(struct log_limit *);
 
 #endif /* WSGATE_LOG_H */

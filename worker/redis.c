@@ -8,6 +8,7 @@
  */
 #include "autoconf.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #define REDIS_HEALTH_S		1.0	/* PING this often */
 #define REDIS_CONNECT_MIN_S	1.0	/* connect + set-up deadline, at least */
 #define REDIS_STALE_TIMES	3	/* x redis_timeout without a PONG */
+#define REDIS_LOG_EVERY_MS	10000	/* an error reply per GET: a line at most */
 
 static struct {
 	struct ev_loop		*loop;
@@ -46,6 +48,7 @@ static struct {
 	unsigned int		 addr;		/* the one being tried */
 	ev_timer		 deadline;	/* connect and set-up */
 	int			 abandoning;	/* redis_abandon() under way */
+	struct log_limit	 get_fail_log;	/* "Redis GET failed" */
 } rd;
 
 static void	redis_connect(void);
@@ -405,6 +408,7 @@ redis_get_reply_cb(redisAsyncContext *ac, void *r, void *priv)
 {
 	struct redis_call	*call = priv;
 	redisReply		*reply = r;
+	uint64_t		 quiet;
 
 	(void)ac;
 	if (reply == NULL)
@@ -415,8 +419,10 @@ redis_get_reply_cb(redisAsyncContext *ac, void *r, void *priv)
 		call->rc_cb(call->rc_arg, REDIS_FOUND, reply->str,
 		    (size_t)reply->len);
 	else {
-		if (reply->type == REDIS_REPLY_ERROR)
-			log_warnx("Redis GET failed: %s", reply->str);
+		if (reply->type == REDIS_REPLY_ERROR &&
+		    log_limit_now(&rd.get_fail_log, REDIS_LOG_EVERY_MS, &quiet))
+			log_warnx("Redis GET failed: %s unlogged=%" PRIu64,
+			    reply->str, quiet);
 		call->rc_cb(call->rc_arg, REDIS_BADREPLY, NULL, 0);
 	}
 }

@@ -194,6 +194,19 @@ def redis_faults(t, u):
     t.note("recovery times after Redis restarted: %s" %
            ", ".join("%.2fs" % v for _, v in sorted(recovered.items())))
     t.ok(all_right("back"), "after the restart: every connection gets the right configs")
+
+    # -- an error reply to every GET of a user (a key that is not a string) --
+    rcall(r, "RPUSH", "cfg:wt", "x")
+    c = clients[0]
+    for i in range(20):
+        rep = c.call('{"id":"wt-%d","user-id":"wt"}' % i, T(5))
+        if (rep.obj or {}).get("status") != 503:
+            break
+    expect_error(t, rep, 503, "config store unavailable",
+                 "WRONGTYPE for each of 20 GETs: 503 each", rid="wt-19")
+    lines = w.grep_log(r"worker\[\d+\] warn: Redis GET failed: WRONGTYPE .* unlogged=0$")
+    t.is_(len(lines), 1, "... logged once, not per request (a line every 10 s at most)",
+          lambda: "\n".join(m.string for m in w.grep_log(r"GET failed")))
     t.is_(sorted(w.pids("worker")), workers0, "same worker processes throughout")
     t.ok(not worker_died(w), "no worker died", lambda: repr(worker_died(w)))
     for c in clients:

@@ -9,6 +9,7 @@
  */
 #include "autoconf.h"
 
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "util.h"
 
 #define LOOKUP_BUCKETS_MIN	256
+#define LOOKUP_LOG_EVERY_MS	10000	/* "invalid config": a line at most */
 
 /* A hash table entry: the first member of struct lookup and cache_entry. */
 struct tnode {
@@ -68,6 +70,7 @@ static struct {
 	struct buf		 conv;		/* EDN conversion scratch */
 	char			*key;		/* prefix + user scratch */
 	size_t			 keycap;
+	struct log_limit	 invalid_log;	/* "invalid config" */
 } lk;
 
 static uint32_t	lookup_hash(const char *, size_t);
@@ -322,6 +325,7 @@ lookup_reply_cb(void *arg, enum redis_result res, const char *val,
 	struct lookup	*l = arg;
 	const char	*why;
 	char		 err[128];
+	uint64_t	 quiet;
 
 	lk.pending--;
 	if (l->l_done) {
@@ -349,9 +353,12 @@ lookup_reply_cb(void *arg, enum redis_result res, const char *val,
 			    lk.conv.b_len);
 			break;
 		}
-		log_warnx("invalid config key=%.*s reason=\"%s\"",
-		    (int)(l->l_node.tn_keylen > 200 ? 200 : l->l_node.tn_keylen), l->l_key,
-		    err);
+		/* Each request of the user meets it: a line now and then. */
+		if (log_limit_now(&lk.invalid_log, LOOKUP_LOG_EVERY_MS, &quiet))
+			log_warnx("invalid config key=%.*s reason=\"%s\" "
+			    "unlogged=%" PRIu64, (int)(l->l_node.tn_keylen >
+			    200 ? 200 : l->l_node.tn_keylen), l->l_key, err,
+			    quiet);
 		lookup_finish(l, LOOKUP_INVALID, NULL, 0);
 		break;
 	case REDIS_MISSING:

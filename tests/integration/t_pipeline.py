@@ -558,6 +558,10 @@ def configs(t, w, u, r):
                      rid="b%d" % i)
     time.sleep(0.2)
     t.is_(upstream_stats(u) - before, 0, "an invalid config never reaches the upstream")
+    bad = w.grep_log(r"worker\[\d+\] warn: invalid config key=cfg:bad\d+ reason=\"[^\"]+\" "
+                     r"unlogged=0$")
+    t.is_(len(bad), 1, "%d invalid configs in a row: one log line, the next in 10 s at most"
+          % len(BAD_CONFIGS), lambda: "\n".join(m.string for m in w.grep_log("invalid config")))
     rep = c.call('{"user-id":"42","payload":"ok"}')
     expect_ok(t, rep, echo_body('"ok"', JSON_CFG), "the connection is fine after the 502s")
     c.close()

@@ -77,6 +77,7 @@
 #define STORE_ADOPT_EVERY	10.0
 /* At most one "PostgreSQL slow" line in this many seconds. */
 #define STORE_SLOW_LOG_EVERY	10.0
+#define STORE_FAIL_LOG_MS	10000	/* "batch failed": a line at most */
 
 struct item {
 	TAILQ_ENTRY(item)	 it_entry;
@@ -155,6 +156,7 @@ static struct {
 	void			*drained_arg;
 	int			 spool_full_logged;
 	int			 down_logged;
+	struct log_limit	 fail_log;	/* "batch failed" */
 	ev_tstamp		 slow_logged_at;	/* last "slow" line */
 	size_t			 slow_batches;	/* spooled since, rows */
 	size_t			 slow_rows;
@@ -701,6 +703,7 @@ static void
 store_done_cb(void *arg, int ok, const char *sqlstate, const char *msg)
 {
 	struct batch	*b = arg;
+	uint64_t	 quiet;
 	int		 data_error;
 
 	b->b_state = B_WAIT;
@@ -737,9 +740,14 @@ store_done_cb(void *arg, int ok, const char *sqlstate, const char *msg)
 		b->b_rejected = 1;
 		store_rejected(b);
 	} else if (sqlstate[0] != '\0' && !b->b_spooled) {
-		/* Not the connection (pg.c logged that): say, and wait. */
-		log_warnx("batch failed sqlstate=%s rows=%zu: %s", sqlstate,
-		    b->b_n, msg);
+		/*
+		 * Not the connection (pg.c logged that): say, and wait.  A
+		 * lasting cause (a privilege revoked, a full disk) fails
+		 * every retry, a flush interval apart.
+		 */
+		if (log_limit_now(&st.fail_log, STORE_FAIL_LOG_MS, &quiet))
+			log_warnx("batch failed sqlstate=%s rows=%zu: %s "
+			    "unlogged=%" PRIu64, sqlstate, b->b_n, msg, quiet);
 		st.retry_at = ev_now(st.loop) +
 		    st.cfg->c_db_flush_interval / 1000.0;
 	}

@@ -23,6 +23,9 @@ of replies lost with a dropped connection allowed, after each of
   still down): spooling resumes, said, requests answered 200 again;
   PostgreSQL back: every 200 reply has its row, and the disk is free
   again once the spool is replayed;
+  PostgreSQL refusing the writes (INSERT revoked from wsgate's role
+  for 4 s): the failure logged, not at every retry; replies go on, 200;
+  the privilege back: every 200 reply has its row;
   SIGHUP during load;
   a corrupted and a truncated spool segment: damage logged, the rest
   replayed;
@@ -390,6 +393,38 @@ def disk_full(t, pg, r, up):
     subprocess.run(["umount", spool], check=False)
 
 
+def revoked(t, pg, r, up):
+    """A lasting statement error that is not the data's: permission."""
+    table, role = "f_revoke", "wsgate_writer"
+    pg.psql("CREATE ROLE %s LOGIN; GRANT CREATE ON SCHEMA public TO %s" % (role, role))
+    w = pl.gateway(t, "revoke", pg, r, up, table,
+                   pg_conninfo=pg.conninfo.replace("user=postgres", "user=" + role)).start()
+    pl.wait_table(w, pg, table)
+    fb = bench(t, w, "V").start()
+    time.sleep(1)
+    pg.psql("REVOKE INSERT ON %s FROM %s" % (table, role))
+    t_rev = time.monotonic()
+    t.ok(w.wait_log(r"dbwriter\[\d+\] warn: batch failed sqlstate=42501 rows=\d+: "
+                    r".*permission denied for table %s unlogged=0$" % table, T(10)),
+         "INSERT revoked: 'batch failed sqlstate=42501 ...: permission denied' logged",
+         lambda: w.describe())
+    time.sleep(4)
+    fails = w.grep_log(r"batch failed sqlstate=")
+    t.ok(1 <= len(fails) <= 2 + (time.monotonic() - t_rev) / 10,
+         "INSERT revoked: the failing retries are not logged each (%d lines in %.1fs)"
+         % (len(fails), time.monotonic() - t_rev), lambda: "\n".join(m.string for m in fails))
+    pg.psql("GRANT INSERT ON %s TO %s" % (table, role))
+    t_back = time.monotonic()
+    rev = [x for x in fb.records() if t_rev + 1.0 < x.t < t_back]
+    t.ok(rev and all(x.status == 200 for x in rev),
+         "INSERT revoked: replies go on, every one 200 (%d)" % len(rev),
+         lambda: repr(sorted(set(x.label() for x in rev))))
+    time.sleep(2)
+    finish(t, pg, table, fb, "INSERT revoked")
+    no_deaths(t, w, "INSERT revoked")
+    w.stop()
+
+
 def sighup(t, pg, r, up):
     table = "f_hup"
     w = pl.gateway(t, "hup", pg, r, up, table).start()
@@ -541,7 +576,8 @@ def main(t):
         no_deaths(t, twin.w, "no-fault twin")
         twin.w.stop()
     for name, fn in (("wkill", kill_worker), ("dkill", kill_dbwriter), ("mkill", kill_master),
-                     ("ring", ring_full), ("disk", disk_full), ("hup", sighup), ("spool", spool_damage),
+                     ("ring", ring_full), ("disk", disk_full), ("revoke", revoked),
+                     ("hup", sighup), ("spool", spool_damage),
                      ("poison", poison)):
         if want(name):
             st = time.monotonic()

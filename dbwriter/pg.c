@@ -19,6 +19,7 @@
 #include "util.h"
 
 #define PG_BACKOFF_MIN_MS	100
+#define PG_SQLSTATE_READ_ONLY	"25006"	/* read_only_sql_transaction */
 #define PG_BACKOFF_MAX_MS	30000
 #define PG_CONNECT_TIMEOUT_S	10	/* without connect_timeout in conninfo */
 #define PG_COPY_PIECE		(1024 * 1024)	/* bytes per CopyData message */
@@ -288,7 +289,6 @@ pg_poll_connect(struct pg *pg)
 		}
 		log_info("connected to PostgreSQL server_version=%d",
 		    PQserverVersion(pg->pg_conn));
-		pg->pg_backoff_ms = PG_BACKOFF_MIN_MS;
 		pg_setup(pg);
 		break;
 	default:
@@ -355,6 +355,13 @@ pg_ready(struct pg *pg)
 		return;
 	}
 	pg->pg_state = PG_READY;
+	/*
+	 * The backoff starts over once the set-up worked (a set-up that
+	 * keeps failing backs off), and for a server that was read-only,
+	 * once a batch went in.
+	 */
+	if (!pg->pg_readonly)
+		pg->pg_backoff_ms = PG_BACKOFF_MIN_MS;
 	stats_inc(&stats_d->sd_pg_conns);
 	stats_dep(STATS_DEP_UP);
 	pg_watch(pg, EV_READ);
@@ -543,6 +550,24 @@ pg_finished(struct pg *pg)
 		pg_ready(pg);
 		return;
 	case PG_BUSY:
+		/*
+		 * A server that turned read-only under the connection (a
+		 * primary demoted by a failover that kept its sessions, as
+		 * Aurora's does): connect again, to whichever host is the
+		 * primary now (a name that follows it, a host list with
+		 * target_session_attrs=read-write).  The batch goes again.
+		 */
+		if (pg->pg_failed && strcmp(pg->pg_sqlstate,
+		    PG_SQLSTATE_READ_ONLY) == 0) {
+			pg->pg_readonly = 1;
+			pg_fail(pg, "PostgreSQL server is read-only, "
+			    "connecting again");
+			return;
+		}
+		if (!pg->pg_failed && pg->pg_readonly) {
+			pg->pg_readonly = 0;
+			pg->pg_backoff_ms = PG_BACKOFF_MIN_MS;
+		}
 		pg->pg_state = PG_READY;
 		pg->pg_copy = PG_COPY_NONE;
 		pg_watch(pg, EV_READ);

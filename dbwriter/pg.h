@@ -62,6 +62,7 @@ struct pg {
 	pg_done_fn		*pg_done;	/* the batch's callback */
 	void			*pg_done_arg;
 	int			 pg_failed;	/* a result of it failed */
+	int			 pg_readonly;	/* left a read-only server */
 	char			 pg_sqlstate[6];
 	char			 pg_errmsg[256];
 	enum pg_copy_phase	 pg_copy;

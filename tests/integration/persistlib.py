@@ -341,6 +341,36 @@ def check_rows(t, pg, table, cids, label, prefix=None, allow_missing=(), timeout
     return missing, dup
 
 
+def rows_if_any(pg, table):
+    """{client_id: count} of table, {} while nobody created it there yet."""
+    try:
+        return row_counts(pg, table)
+    except RuntimeError:
+        return {}
+
+
+def check_rows_across(t, pgs, table, cids, label, timeout=None):
+    """The guarantee when the records may go to several servers (a host
+    list, a failover): each client_id text in cids has exactly one row in
+    all of pgs' tables together.  Returns the {client_id: count} of each."""
+    want = set(cids)
+    deadline = time.monotonic() + (T(30) if timeout is None else timeout)
+    while True:
+        counts = [rows_if_any(pg, table) for pg in pgs]
+        seen = set().union(*counts)
+        if want <= seen or time.monotonic() >= deadline:
+            break
+        time.sleep(0.3)
+    missing = sorted(want - seen)
+    t.ok(cids and not missing, "%s: all %d upstream-stage replies have a row in one of "
+         "the servers (%s)" % (label, len(want), ", ".join(str(len(c)) for c in counts)),
+         lambda: "%d missing, e.g. %r" % (len(missing), missing[:20]))
+    dup = sorted(k for k in seen if sum(c.get(k, 0) for c in counts) > 1)
+    t.ok(not dup, "%s: no client_id has more than one row, the servers together" % label,
+         lambda: "%d duplicated, e.g. %r" % (len(dup), dup[:20]))
+    return counts
+
+
 def pg_restart_same_port(pg):
     """Start a stopped harness Postgres again on its port and data dir."""
     return pg.start(create_db=False)

@@ -63,15 +63,6 @@ def heal():
     return tc("qdisc", "del", "dev", "lo", "root")
 
 
-def rows(pg, table):
-    """{client_id: count} of table, {} while the dbwriter has not created
-    it there yet."""
-    try:
-        return pl.row_counts(pg, table)
-    except RuntimeError:
-        return {}
-
-
 def scenario(t, pg_a, pg_b, r, up, label, table, extra, user_timeout):
     """A gateway whose pg_conninfo lists A then B (plus `extra`) under
     load; A partitioned away: the connection is given up within
@@ -84,7 +75,7 @@ def scenario(t, pg_a, pg_b, r, up, label, table, extra, user_timeout):
     pl.wait_table(w, pg_a, table)
 
     bn = pl.Bench(t, w.port, table, conns=3, inflight=4, rate=300, secs=600).start()
-    t.ok(harness.wait_for(lambda: rows(pg_a, table), T(10)),
+    t.ok(harness.wait_for(lambda: pl.rows_if_any(pg_a, table), T(10)),
          "%s: rows land in PostgreSQL A, the list's first host" % label)
     t.ok(harness.tcp_answers(pg_a.port, A_ADDR), "%s: A takes TCP connections" % label)
 
@@ -118,7 +109,7 @@ def scenario(t, pg_a, pg_b, r, up, label, table, extra, user_timeout):
                                                             pg_a.port)), T(15)),
          "%s: A, tried again, times out (connect_timeout=2) and the next host is tried"
          % label, lambda: w.describe())
-    t.ok(harness.wait_for(lambda: rows(pg_b, table), T(15)),
+    t.ok(harness.wait_for(lambda: pl.rows_if_any(pg_b, table), T(15)),
          "%s: rows land in PostgreSQL B, the list's second host" % label)
     time.sleep(2)
     bn.stop()
@@ -133,21 +124,7 @@ def scenario(t, pg_a, pg_b, r, up, label, table, extra, user_timeout):
     rc, out = heal()
     t.is_(rc, 0, "%s: tc: the partition healed (A reachable again, for counting)" % label,
           lambda: out)
-    cids = bn.stage_cids()
-    want = set(cids)
-    deadline = time.monotonic() + T(30)
-    while True:
-        a, b = rows(pg_a, table), rows(pg_b, table)
-        if want <= set(a) | set(b) or time.monotonic() >= deadline:
-            break
-        time.sleep(0.3)
-    missing = sorted(want - set(a) - set(b))
-    t.ok(cids and not missing, "%s: all %d upstream-stage replies have a row in A or B "
-         "(%d in A, %d in B)" % (label, len(cids), len(a), len(b)),
-         lambda: "%d missing, e.g. %r" % (len(missing), missing[:20]))
-    dup = sorted(k for k in set(a) | set(b) if a.get(k, 0) + b.get(k, 0) > 1)
-    t.ok(not dup, "%s: no client_id has more than one row in A and B together" % label,
-         lambda: "%d duplicated, e.g. %r" % (len(dup), dup[:20]))
+    pl.check_rows_across(t, (pg_a, pg_b), table, bn.stage_cids(), label)
     died = [m.string for m in w.grep_log(r"(warn|error): child exited ")]
     t.ok(not died, "%s: no child died" % label, lambda: "\n".join(died))
     w.stop()

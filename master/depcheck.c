@@ -174,6 +174,47 @@ done:
 }
 
 /*
+ * Whether the dbwriters could write: the server is not read-only (a
+ * standby), and the role may insert into pg_table, or create it when it
+ * is missing and db_create_table is on.  err stays empty if so.
+ */
+static void
+depcheck_pg_writable(const struct config *cfg, PGconn *conn, char *err,
+    size_t errlen)
+{
+	static const char sql[] =
+	    "SELECT current_setting('transaction_read_only'),"
+	    " to_regclass($1) IS NOT NULL,"
+	    " coalesce(has_table_privilege(to_regclass($1), 'INSERT'), false),"
+	    " coalesce(has_schema_privilege(s.name, 'CREATE'), false),"
+	    " current_user, coalesce(s.name, '(none)')"
+	    " FROM (SELECT CASE WHEN strpos($1, '.') > 0"
+	    " THEN split_part($1, '.', 1) ELSE current_schema() END) AS s(name)";
+	const char	*param = cfg->c_pg_table;
+	PGresult	*res;
+
+	res = PQexecParams(conn, sql, 1, NULL, &param, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		snprintf(err, errlen, "checking the table: %s",
+		    PQerrorMessage(conn));
+	else if (strcmp(PQgetvalue(res, 0, 0), "on") == 0)
+		snprintf(err, errlen, "the server is read-only "
+		    "(transaction_read_only is on: a standby?)");
+	else if (strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
+		if (strcmp(PQgetvalue(res, 0, 2), "t") != 0)
+			snprintf(err, errlen, "role %s may not INSERT into %s",
+			    PQgetvalue(res, 0, 4), cfg->c_pg_table);
+	} else if (!cfg->c_db_create_table)
+		snprintf(err, errlen, "table %s does not exist "
+		    "(db_create_table is off)", cfg->c_pg_table);
+	else if (strcmp(PQgetvalue(res, 0, 3), "t") != 0)
+		snprintf(err, errlen, "table %s does not exist and role %s "
+		    "may not create it in schema %s", cfg->c_pg_table,
+		    PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5));
+	PQclear(res);
+}
+
+/*
  * pg_conninfo as the dbwriters use it, with a connect_timeout unless it
  * has its own (keywords after the expanded "dbname" override ours).
  */
@@ -184,7 +225,6 @@ depcheck_pg(const struct config *cfg, FILE *out)
 	const char	*val[3];
 	char		 tmo[16], what[600], err[512] = "";
 	PGconn		*conn;
-	PGresult	*res;
 
 	snprintf(tmo, sizeof(tmo), "%d", DEPCHECK_TIMEOUT_S);
 	val[0] = tmo;
@@ -200,13 +240,8 @@ depcheck_pg(const struct config *cfg, FILE *out)
 		    PQport(conn) : "", PQdb(conn) ? PQdb(conn) : "");
 		if (PQstatus(conn) != CONNECTION_OK)
 			snprintf(err, sizeof(err), "%s", PQerrorMessage(conn));
-		else {
-			res = PQexec(conn, "SELECT 1");
-			if (PQresultStatus(res) != PGRES_TUPLES_OK)
-				snprintf(err, sizeof(err), "SELECT 1: %s",
-				    PQerrorMessage(conn));
-			PQclear(res);
-		}
+		else
+			depcheck_pg_writable(cfg, conn, err, sizeof(err));
 		PQfinish(conn);
 	}
 	depcheck_oneline(err);

@@ -520,6 +520,41 @@ def depcheck_auth(t, w, r):
     t.ok(pw not in out + out2 + err, "wsgate -T prints no password")
 
 
+def depcheck_pg_write(t, pg, r, up):
+    """-T checks that the dbwriters could write, not only connect."""
+    role = "wsgate_ro"
+    pg.psql("CREATE ROLE %s LOGIN" % role)
+    as_role = pg.conninfo.replace("user=postgres", "user=" + role)
+    line = r"^postgresql 127\.0\.0\.1:%d/wsgate: " % pg.port
+
+    def check(name, want, desc, **conf):
+        w = pl.gateway(t, name, pg, r, up, conf.pop("table", TABLE), **conf)
+        rc, out, err = w.run("-T", "-c", w.conf_file)
+        t.like(out, line + want, "wsgate -T: %s" % desc)
+        if want != "ok$":
+            t.ok(rc != 0, "... and a non-zero exit (%d)" % rc)
+    check("dc-insert", r"FAILED: role %s may not INSERT into %s$" % (role, TABLE),
+          "a role without INSERT on pg_table", pg_conninfo=as_role)
+    check("dc-create", r"FAILED: table dc_missing does not exist and role %s may not "
+          r"create it in schema public$" % role,
+          "pg_table missing, a role that may not create it", pg_conninfo=as_role,
+          table="dc_missing")
+    check("dc-nocreate", r"FAILED: table dc_missing does not exist \(db_create_table is "
+          r"off\)$", "pg_table missing, db_create_table off", table="dc_missing",
+          db_create_table="off")
+    check("dc-create-ok", r"ok$", "pg_table missing, a role that may create it",
+          table="dc_missing")
+    pg.psql("ALTER SYSTEM SET default_transaction_read_only = on")
+    pg.psql("SELECT pg_reload_conf()")
+    try:
+        check("dc-readonly", r"FAILED: the server is read-only \(transaction_read_only is "
+              r"on: a standby\?\)$", "a read-only server")
+    finally:
+        pg.psql("ALTER SYSTEM RESET default_transaction_read_only")
+        pg.psql("SELECT pg_reload_conf()")
+    check("dc-writable", r"ok$", "the server writable again")
+
+
 def main(t):
     t.need_binary()
     if not harness.pg_bindir():
@@ -538,6 +573,7 @@ def main(t):
     depcheck(t, w, r, pg, up, False)
     w.stop()
     depcheck_auth(t, w, r)
+    depcheck_pg_write(t, pg, r, up)
 
 
 harness.run(main, watchdog=360)

@@ -18,6 +18,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,7 @@
 /* Seconds appended records may wait to leave with later ones. */
 #define PERSIST_HOLD_S		0.002
 /* Seconds between log lines about responses stored cut. */
-#define PERSIST_CUT_LOG_EVERY	60.0
+#define PERSIST_CUT_LOG_MS	60000	/* "stored cut": a line at most */
 
 static struct {
 	struct ev_loop		*loop;
@@ -65,8 +66,7 @@ static struct {
 	size_t			 cur_off;
 	uint64_t		 cur_seq;
 	uint8_t			 pkt[IPC_MAX_PACKET];
-	ev_tstamp		 cut_logged;	/* last line about a cut */
-	unsigned long		 cut_since;	/* cuts not logged since */
+	struct log_limit	 cut_log;	/* "response stored cut" */
 	void			(*on_ack)(void *);
 	void			*on_ack_arg;
 } ps;
@@ -181,7 +181,7 @@ persist_append(const struct record *r)
 {
 	struct record	 tmp = *r;
 	size_t		 len = record_encoded_size(r), max;
-	uint64_t	 seq;
+	uint64_t	 seq, quiet;
 	char		 note[128];
 	void		*p;
 
@@ -200,17 +200,12 @@ persist_append(const struct record *r)
 			return -1;
 		}
 		/* One line a minute at most: large bodies may be the rule. */
-		if (ps.cut_logged == 0 ||
-		    ev_now(ps.loop) - ps.cut_logged >= PERSIST_CUT_LOG_EVERY) {
+		if (log_limit_now(&ps.cut_log, PERSIST_CUT_LOG_MS, &quiet))
 			log_info("response stored cut to %zu of %zu bytes "
-			    "(ring_size/%d) key=%.*s more_since_last_line=%lu",
+			    "(ring_size/%d) key=%.*s unlogged=%" PRIu64,
 			    tmp.r_response.len, r->r_response.len,
 			    PERSIST_HEADROOM_DIV, (int)r->r_request_key.len,
-			    r->r_request_key.p, ps.cut_since);
-			ps.cut_logged = ev_now(ps.loop);
-			ps.cut_since = 0;
-		} else
-			ps.cut_since++;
+			    r->r_request_key.p, quiet);
 		len = record_encoded_size(&tmp);
 	}
 	if ((p = ring_reserve(ps.ring, len, &seq)) == NULL)

@@ -236,8 +236,10 @@ def cut_response(t, pg, r, up):
               % (len(stored), len(full)), "cut: %s: the error column says so" % rid)
         t.ok("\ufffd" not in stored.decode("utf-8", "replace"),
              "cut: %s: cut at a character boundary (no U+FFFD)" % rid)
-    t.ok(w.grep_log(r"worker\[\d+\] info: response stored cut to \d+ of \d+ bytes"),
-         "cut: logged")
+    cuts = w.grep_log(r"worker\[\d+\] info: response stored cut to \d+ of \d+ bytes")
+    t.is_(len(cuts), 1, "cut: logged once for the 2 cuts on one connection (a line a "
+          "minute at most)", lambda: "\n".join(m.string for m in cuts))
+    t.like(cuts[0].string if cuts else "", r"unlogged=0$", "cut: the first line: unlogged=0")
     w.stop()
 
 

@@ -9,6 +9,7 @@
  */
 #include "autoconf.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,10 @@
 
 #define PG_BACKOFF_MIN_MS	100
 #define PG_SQLSTATE_READ_ONLY	"25006"	/* read_only_sql_transaction */
+#define PG_RESOLVE_LOG_MS	10000	/* a failed lookup: a line at most */
+
+/* Failed lookups, over all of the dbwriter's connections. */
+static struct log_limit	pg_resolve_log;
 #define PG_BACKOFF_MAX_MS	30000
 #define PG_CONNECT_TIMEOUT_S	10	/* without connect_timeout in conninfo */
 #define PG_COPY_PIECE		(1024 * 1024)	/* bytes per CopyData message */
@@ -791,6 +796,7 @@ pg_resolved(struct resolver *r, int ok, void *arg)
 	const char	*h, *p, *a;
 	size_t		 i, n, len, plen;
 	unsigned int	 k, name = 0;
+	uint64_t	 quiet;
 
 	if (pg->pg_state != PG_CONNECTING)
 		return;		/* stopped meanwhile */
@@ -799,11 +805,16 @@ pg_resolved(struct resolver *r, int ok, void *arg)
 		pg_fail(pg, "PostgreSQL connection failed");
 		return;
 	}
-	if (r->rs_error_kept)
-		log_warnx("PostgreSQL: %s; trying the addresses it had",
-		    r->rs_error);
-	else if (r->rs_error[0] != '\0')
-		log_warnx("PostgreSQL host skipped: %s", r->rs_error);
+	/* Each connection looks the names up: a line now and then. */
+	if (r->rs_error[0] != '\0' &&
+	    log_limit_now(&pg_resolve_log, PG_RESOLVE_LOG_MS, &quiet)) {
+		if (r->rs_error_kept)
+			log_warnx("PostgreSQL: %s; trying the addresses it had "
+			    "unlogged=%" PRIu64, r->rs_error, quiet);
+		else
+			log_warnx("PostgreSQL host skipped: %s unlogged=%"
+			    PRIu64, r->rs_error, quiet);
+	}
 	pg_hosts_free(pg);
 	n = pg_list_len(hosts);
 	for (i = 0; i < n; i++) {

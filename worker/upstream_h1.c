@@ -28,7 +28,7 @@
  *
  * Name resolution never blocks the loop (resolve.h): a name is looked up
  * at start, again every H1_RESOLVE_EVERY seconds and after a connect
- * error; while lookups fail, the addresses of the last one that worked
+ * error (at most every H1_RESOLVE_RETRY seconds); while lookups fail, the addresses of the last one that worked
  * are used (the resolver keeps them), and with none it is tried again
  * every H1_RESOLVE_RETRY seconds.
  */
@@ -42,6 +42,7 @@
 #include <netinet/tcp.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,7 @@
 #define H1_POOL_BUF	(64u << 10)	/* larger body buffers not kept */
 #define H1_RESOLVE_EVERY 30.		/* s, re-resolution of a host name */
 #define H1_RESOLVE_RETRY 1.		/* s, after a failed one */
+#define H1_RESOLVE_LOG_MS 10000		/* "cannot resolve": a line at most */
 #define H1_KEY_MAX	64
 
 enum h1_conn_state {
@@ -131,6 +133,8 @@ static struct {
 	unsigned int		 next_addr;	/* in res.rs_addrs */
 	struct resolver		 res;
 	ev_timer		 reresolve;
+	ev_tstamp		 resolve_at;	/* the last lookup's start */
+	struct log_limit	 resolve_log;	/* "cannot resolve" */
 } h1;
 
 static void	h1_io_cb(struct ev_loop *, ev_io *, int);
@@ -256,7 +260,32 @@ h1_resolve(void)
 	if (h1.res.rs_numeric || resolve_busy(&h1.res))
 		return;
 	ev_timer_stop(h1.loop, &h1.reresolve);
+	h1.resolve_at = ev_now(h1.loop);
 	resolve_start(&h1.res);
+}
+
+/*
+ * After a connect error: look the name up again, but not more than every
+ * H1_RESOLVE_RETRY seconds (an upstream that refuses connections fails
+ * every call at once, and each would otherwise bring a lookup).
+ */
+static void
+h1_resolve_soon(void)
+{
+	ev_tstamp	wait = h1.resolve_at + H1_RESOLVE_RETRY -
+			    ev_now(h1.loop);
+
+	if (wait <= 0.) {
+		h1_resolve();
+		return;
+	}
+	if (h1.res.rs_numeric || resolve_busy(&h1.res) ||
+	    (ev_is_active(&h1.reresolve) &&
+	    ev_timer_remaining(h1.loop, &h1.reresolve) <= wait))
+		return;
+	ev_timer_stop(h1.loop, &h1.reresolve);
+	ev_timer_set(&h1.reresolve, wait, 0.);
+	ev_timer_start(h1.loop, &h1.reresolve);
 }
 
 static void
@@ -264,15 +293,18 @@ h1_resolved(struct resolver *r, int ok, void *arg)
 {
 	struct h1call	*c;
 	ev_tstamp	 again = H1_RESOLVE_EVERY;
+	uint64_t	 quiet;
 
 	(void)arg;
 	h1.next_addr = 0;
 	if (r->rs_numeric)
 		return;
-	if (r->rs_error[0] != '\0')
-		/* resolve.c kept the addresses of the last lookup that worked. */
-		log_warnx("upstream: %s%s", r->rs_error, ok ?
-		    "; trying the addresses it had" : "");
+	/* resolve.c kept the addresses of the last lookup that worked. */
+	if (r->rs_error[0] == '\0')
+		log_limit_reset(&h1.resolve_log);
+	else if (log_limit_now(&h1.resolve_log, H1_RESOLVE_LOG_MS, &quiet))
+		log_warnx("upstream: %s%s unlogged=%" PRIu64, r->rs_error,
+		    ok ? "; trying the addresses it had" : "", quiet);
 	/* With none, soon again; else a connect error also brings one. */
 	if (!ok)
 		again = H1_RESOLVE_RETRY;
@@ -434,7 +466,7 @@ h1_connect_failed(struct h1call *c, int err)
 	snprintf(c->c_detail, sizeof(c->c_detail),
 	    "cannot connect to %s port %s: %s", h1.host, h1.port,
 	    strerror(err));
-	h1_resolve();
+	h1_resolve_soon();
 	h1_call_fail(c, c->c_detail);
 }
 

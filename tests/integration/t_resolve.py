@@ -406,22 +406,37 @@ def test_kept(t, dns, pg, r, up):
                       r"Name or service not known; trying the addresses it had"),
             ("PostgreSQL", r"dbwriter\[\d+\] warn: PostgreSQL: cannot resolve "
                            r"pg-kept\.wsgate\.test: Name or service not known; "
-                           r"trying the addresses it had")):
+                           r"trying the addresses it had unlogged=0$")):
         t.ok(logged(w, regex, T(20)),
              "kept: '%s: cannot resolve ...; trying the addresses it had' logged" % what)
+    pgl = w.grep_log(r"PostgreSQL: cannot resolve pg-kept")
+    t.ok(1 <= len(pgl) <= 2, "kept: the dbwriter's %d connections, each looking the name up, "
+         "log it once (%d lines)" % (int(killed[0][0]), len(pgl)),
+         lambda: "\n".join(m.string for m in pgl))
     t.is_(wait_ready(w, 200, "ready", T(20)), (200, "ready"),
           "kept: /readyz 200 again, the names still unresolvable")
     # The upstream looks its name up again after a connection error.
     up.stop()
+    wall0 = time.time()
     c = Client(w.port)
-    rep = request(c, "kept-down")
-    t.is_((rep.obj or {}).get("status"), 502, "kept: a request while the upstream is down: 502",
-          lambda: repr(rep))
+    reps = [request(c, "kept-down%d" % i) for i in range(40)]
     c.close()
+    wall1 = time.time()
+    t.is_(sorted(set((rp.obj or {}).get("status") for rp in reps)), [502],
+          "kept: 40 requests while the upstream is down: 502 each",
+          lambda: repr([rp for rp in reps if (rp.obj or {}).get("status") != 502][:3]))
     up.start()
     t.ok(logged(w, r"worker\[\d+\] warn: upstream: cannot resolve up-kept\.wsgate\.test: "
-                r"Name or service not known; trying the addresses it had", T(20)),
+                r"Name or service not known; trying the addresses it had unlogged=0$", T(20)),
          "kept: 'upstream: cannot resolve ...; trying the addresses it had' logged")
+    # Each refused connection calls for a lookup: at most one a second.
+    looked = [x for x in dns.answers(names["up"]) if wall0 <= x <= wall1 + 0.5]
+    t.ok(1 <= len(looked) <= 2 + (wall1 - wall0),
+         "kept: 40 refused connections in %.1fs, %d lookups of the upstream's name"
+         % (wall1 - wall0, len(looked)))
+    t.ok(len(w.grep_log(r"upstream: cannot resolve up-kept")) <= 2,
+         "kept: the failed lookups are not logged each",
+         lambda: "\n".join(m.string for m in w.grep_log(r"upstream: cannot resolve")))
     t.is_(resolves(names["pg"]), None, "kept: (still NXDOMAIN)")
     requests_land(t, w, pg, ["kept2", "kept3"], "kept: after")
     t.is_([m.string for m in w.grep_log(r"Redis unavailable: cannot resolve")], [],

@@ -17,7 +17,7 @@ upstream's threads spread them.
 - loop_budget 0: the same client backlog is served without putting
   anything off (the counter stays 0), every echo in order.
 - Upstream answers: 200 requests on 40 connections to an upstream that
-  answers each after 1 s; once the upstream has them all the worker is
+  answers each after 3 s; once the upstream has them all the worker is
   stopped until every answer waits in its sockets, then let go: 200
   replies, each 200 with its own id and the upstream's echo of its own
   request (the upstream body as a string), and
@@ -48,6 +48,7 @@ from t_pipeline import Client, rcall, no_worker_died  # noqa: E402
 CONNS = 40
 ECHOES = 50
 PER = 5             # upstream requests per connection
+DELAY = 3           # s, the upstream's answer to each request
 
 
 def deferred(w, source):
@@ -109,6 +110,7 @@ def upstream_answers(t, w, worker, u):
     t.ok(before is not None, "wsgate_reads_deferred_total{source=\"upstream\"} exported")
     stats0 = json.loads(harness.http_get(u.port, "/stats")[1])["requests"]
     cs = [Client(w.port) for _ in range(CONNS)]
+    t_sent = time.monotonic()
     for k, cl in enumerate(cs):
         for j in range(PER):
             cl.send('{"id":"u%d-%d","user-id":"u1","payload":{"n":%d}}' % (k, j, j))
@@ -117,9 +119,11 @@ def upstream_answers(t, w, worker, u):
     def all_in():
         st = json.loads(harness.http_get(u.port, "/stats")[1])
         return st["requests"] - stats0 >= n
-    t.ok(harness.wait_for(all_in, T(20)), "the upstream received all %d requests" % n)
+    t.ok(harness.wait_for(all_in, T(20), 0.05), "the upstream received all %d requests (%.1fs, "
+         "answers after %d s)" % (n, time.monotonic() - t_sent, DELAY))
+    # Stopped before the first answer can come, until the last is in.
     with Stopped(worker):
-        time.sleep(2)       # each answer comes 1 s after its request
+        time.sleep(max(1.0, t_sent + DELAY + 1.5 - time.monotonic()))
     bad = []
     for k, cl in enumerate(cs):
         got = {}
@@ -248,7 +252,7 @@ def main(t):
     rcall(r, "SET", "cfg:u1", '{"k":"v"}')
     u = t.start_upstream()
     w = t.wsgate("budget", workers=1, redis_port=r.port, echo_path="/echo",
-                 upstream_url="http://127.0.0.1:%d/slow/1" % u.port,
+                 upstream_url="http://127.0.0.1:%d/slow/%d" % (u.port, DELAY),
                  max_output_buffer="16m", loop_budget="4")
     w.start()
     workers = w.pids("worker")

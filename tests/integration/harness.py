@@ -380,18 +380,22 @@ class Redis:
         self.dir = t.mkdir("redis-%d" % self.port)
         self.proc = None
 
-    def start(self):
-        log = open(os.path.join(self.dir, "redis.log"), "wb")
+    def start(self, extra=(), loaded=True):
+        """Start (again: the dataset saved in the dir is loaded); extra:
+        more redis-server options.  Returns once it answers PING, or with
+        loaded=False once it answers at all (-LOADING too)."""
+        log = open(os.path.join(self.dir, "redis.log"), "ab")
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", self.bind,
              "--dir", self.dir, "--save", "", "--appendonly", "no",
-             "--daemonize", "no"],
+             "--daemonize", "no"] + list(extra),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             cwd=self.dir)
         log.close()
         REG.add(self.proc.pid, "redis-server", self.proc)
-        if not wait_for(lambda: self.ping() or self.proc.poll() is not None, T(10)) \
-                or not self.ping():
+        up = self.ping if loaded else self.answers
+        if not wait_for(lambda: up() or self.proc.poll() is not None, T(10)) \
+                or not up():
             raise RuntimeError("redis-server did not start on port %d:\n%s" % (
                 self.port, _tail(os.path.join(self.dir, "redis.log"))))
         return self
@@ -415,6 +419,12 @@ class Redis:
     def ping(self):
         try:
             return self.command("PING").startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def answers(self):
+        try:
+            return self.command("PING") != b""
         except OSError:
             return False
 

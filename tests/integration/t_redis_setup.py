@@ -10,7 +10,12 @@ redis_db) against a real Redis with a password and an ACL user:
   (NOAUTH), logged, 503, /readyz 503, never counted as connected;
 - redis_db beyond the server's databases: SELECT fails, every request is
   503 (none is served from database 0, where the same key exists), and
-  the reconnects back off instead of looping.
+  the reconnects back off instead of looping;
+- a Redis restarted with a dataset to load (10,000 keys, slowed down by
+  key-load-delay to a few seconds) answers -LOADING: the set-up's PING is
+  refused and logged, requests are answered 503 at once, /readyz says
+  'redis unavailable'; once it has loaded, the worker connects within
+  its backoff (5 s at most) and serves again.
 """
 
 import os
@@ -117,7 +122,55 @@ def main(t):
     t.ok(n <= 8, "reconnects back off: %d failed SELECTs in %.1f s" %
          (n, time.monotonic() - t0))
     w.stop()
+    loading(t, u)
     no_worker_died(t)
+
+
+def loading(t, u):
+    r = t.start_redis()
+    n = 10000
+    with socket.create_connection(("127.0.0.1", r.port), timeout=T(10)) as s:
+        s.sendall(b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$32\r\n%s\r\n"
+                           % (len(k), k, b"x" * 32)
+                           for k in (b"fill:%d" % i for i in range(n))))
+        got = b""
+        while got.count(b"+OK\r\n") < n:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    replies = redis_session(r, ("SET", "cfg:u1", CFG_DB0), ("SAVE",))
+    t.ok(got.count(b"+OK\r\n") == n and all(x.startswith(b"+OK") for x in replies),
+         "loading: %d keys and cfg:u1 saved" % n, lambda: repr(replies))
+    w = t.wsgate("loading", workers=1, redis_port=r.port, upstream_url=u.url)
+    w.start()
+    expect_ok(t, call(w, 0), echo_body("0", CFG_DB0), "loading: served before", rid="0")
+    r.stop()
+    # 300 us a key: about 3 s of loading, answering -LOADING meanwhile.
+    r.start(extra=("--key-load-delay", "300", "--loading-process-events-interval-bytes",
+                   "1024"), loaded=False)
+    t_restart = time.monotonic()
+    t.like(r.command("PING").decode(errors="replace"), r"^-LOADING",
+           "loading: Redis answers -LOADING while it loads")
+    t.ok(harness.wait_for(lambda: w.grep_log(r"worker\[\d+\] warn: Redis PING failed: "
+                                             r"LOADING "), T(10)),
+         "loading: 'Redis PING failed: LOADING ...' logged", lambda: w.describe())
+    t0 = time.monotonic()
+    expect_error(t, call(w, 1), 503, "config store unavailable", "loading: 503", rid="1")
+    t.ok(time.monotonic() - t0 < 1.0, "loading: ... at once (%.2fs)" % (time.monotonic() - t0))
+    st, body = harness.try_http_get(w.admin_port, "/readyz")
+    t.ok(st == 503 and "redis unavailable" in body, "loading: /readyz 503 'redis unavailable'",
+         lambda: repr((st, body)))
+    t.ok(harness.wait_for(r.ping, T(30)), "loading: Redis done loading (%.1fs)"
+         % (time.monotonic() - t_restart))
+    t_loaded = time.monotonic()
+    t.ok(harness.wait_for(lambda: w.grep_log(r"worker\[\d+\] info: Redis connection restored"),
+                          T(8)),
+         "loading: the worker connected again %.1fs after the load ended (backoff: 5 s at "
+         "most)" % (time.monotonic() - t_loaded))
+    expect_ok(t, call(w, 2), echo_body("2", CFG_DB0), "loading: served again", rid="2")
+    w.stop()
+    r.stop()
 
 
 if __name__ == "__main__":

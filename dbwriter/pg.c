@@ -20,14 +20,14 @@
 #include "util.h"
 
 #define PG_BACKOFF_MIN_MS	100
+#define PG_BACKOFF_MAX_MS	30000
+#define PG_CONNECT_TIMEOUT_S	10	/* without connect_timeout in conninfo */
+#define PG_COPY_PIECE		(1024 * 1024)	/* bytes per CopyData message */
 #define PG_SQLSTATE_READ_ONLY	"25006"	/* read_only_sql_transaction */
 #define PG_RESOLVE_LOG_MS	10000	/* a failed lookup: a line at most */
 
 /* Failed lookups, over all of the dbwriter's connections. */
 static struct log_limit	pg_resolve_log;
-#define PG_BACKOFF_MAX_MS	30000
-#define PG_CONNECT_TIMEOUT_S	10	/* without connect_timeout in conninfo */
-#define PG_COPY_PIECE		(1024 * 1024)	/* bytes per CopyData message */
 
 static void	pg_io_cb(struct ev_loop *, ev_io *, int);
 static void	pg_notice_cb(void *, const char *);

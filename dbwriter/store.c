@@ -75,8 +75,7 @@
 
 /* Seconds between looks for spools whose dbwriter is gone. */
 #define STORE_ADOPT_EVERY	10.0
-/* At most one "PostgreSQL slow" line in this many seconds. */
-#define STORE_SLOW_LOG_EVERY	10.0
+#define STORE_SLOW_LOG_MS	10000	/* "PostgreSQL slow": a line at most */
 #define STORE_FAIL_LOG_MS	10000	/* "batch failed": a line at most */
 
 struct item {
@@ -157,7 +156,7 @@ static struct {
 	int			 spool_full_logged;
 	int			 down_logged;
 	struct log_limit	 fail_log;	/* "batch failed" */
-	ev_tstamp		 slow_logged_at;	/* last "slow" line */
+	struct log_limit	 slow_log;	/* "PostgreSQL slow" */
 	size_t			 slow_batches;	/* spooled since, rows */
 	size_t			 slow_rows;
 	int			 kicking;
@@ -873,17 +872,18 @@ store_spool_work(struct spool *sp, void *arg)
 
 /*
  * A batch went to the spool because PostgreSQL had not committed it in
- * db_spool_after: said at once, then at most every STORE_SLOW_LOG_EVERY
- * seconds with the count since the last line (a slow database spools a
- * batch per db_spool_after, which would otherwise be a line each).
+ * db_spool_after: said at once, then at most every STORE_SLOW_LOG_MS
+ * with the batches and rows since the last line (a slow database spools
+ * a batch per db_spool_after, which would otherwise be a line each).
  */
 static void
 store_log_slow(const struct batch *b, ev_tstamp now)
 {
+	uint64_t	quiet;
+
 	st.slow_batches++;
 	st.slow_rows += b->b_n;
-	if (st.slow_logged_at > 0 &&
-	    now - st.slow_logged_at < STORE_SLOW_LOG_EVERY)
+	if (!log_limit_now(&st.slow_log, STORE_SLOW_LOG_MS, &quiet))
 		return;
 	if (st.slow_batches == 1)
 		log_warnx("PostgreSQL slow: batch spooled after %.0f ms "
@@ -893,7 +893,6 @@ store_log_slow(const struct batch *b, ev_tstamp now)
 		    "rows=%zu (%zu batches, %zu rows in all since the "
 		    "last such line)", (now - b->b_born) * 1000, b->b_n,
 		    st.slow_batches, st.slow_rows);
-	st.slow_logged_at = now;
 	st.slow_batches = st.slow_rows = 0;
 }
 

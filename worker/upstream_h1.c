@@ -28,9 +28,9 @@
  *
  * Name resolution never blocks the loop (resolve.h): a name is looked up
  * at start, again every H1_RESOLVE_EVERY seconds and after a connect
- * error (at most every H1_RESOLVE_RETRY seconds); while lookups fail, the addresses of the last one that worked
- * are used (the resolver keeps them), and with none it is tried again
- * every H1_RESOLVE_RETRY seconds.
+ * error (at most every H1_RESOLVE_RETRY seconds).  While lookups fail,
+ * the addresses of the last one that worked are used (the resolver keeps
+ * them); with none, it is tried again every H1_RESOLVE_RETRY seconds.
  */
 #include "autoconf.h"
 
@@ -305,13 +305,16 @@ h1_resolved(struct resolver *r, int ok, void *arg)
 	else if (log_limit_now(&h1.resolve_log, H1_RESOLVE_LOG_MS, &quiet))
 		log_warnx("upstream: %s%s unlogged=%" PRIu64, r->rs_error,
 		    ok ? "; trying the addresses it had" : "", quiet);
-	/* With none, soon again; else a connect error also brings one. */
-	if (!ok)
+	/*
+	 * No address: soon again, and the waiting calls cannot go anywhere
+	 * until a lookup works.  (With addresses a connect error also
+	 * brings a lookup.)
+	 */
+	if (!ok) {
 		again = H1_RESOLVE_RETRY;
-	/* Waiting calls cannot go anywhere until a lookup works. */
-	if (!ok)
 		while ((c = TAILQ_FIRST(&h1.waitq)) != NULL)
 			h1_call_fail(c, r->rs_error);
+	}
 	ev_timer_set(&h1.reresolve, again, 0.);
 	ev_timer_start(h1.loop, &h1.reresolve);
 	h1_pump();

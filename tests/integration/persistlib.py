@@ -341,6 +341,14 @@ def check_rows(t, pg, table, cids, label, prefix=None, allow_missing=(), timeout
     return missing, dup
 
 
+def no_deaths(t, w, label, roles=("worker", "dbwriter")):
+    """The master never logged a child's unclean exit (a warning, with
+    the respawn, master.c)."""
+    died = [m.string for m in w.grep_log(r"(warn|error): child exited .*role=(%s) "
+                                         % "|".join(roles))]
+    t.ok(not died, "%s: no child died" % label, lambda: "\n".join(died))
+
+
 def rows_if_any(pg, table):
     """{client_id: count} of table, {} while nobody created it there yet."""
     try:

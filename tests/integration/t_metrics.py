@@ -30,6 +30,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -533,12 +534,23 @@ def depcheck_pg_write(t, pg, r, up):
         t.like(out, line + want, "wsgate -T: %s" % desc)
         if want != "ok$":
             t.ok(rc != 0, "... and a non-zero exit (%d)" % rc)
+        return w
     check("dc-insert", r"FAILED: role %s may not INSERT into %s$" % (role, TABLE),
           "a role without INSERT on pg_table", pg_conninfo=as_role)
-    check("dc-create", r"FAILED: table dc_missing does not exist and role %s may not "
-          r"create it in schema public$" % role,
-          "pg_table missing, a role that may not create it", pg_conninfo=as_role,
-          table="dc_missing")
+    w = check("dc-create", r"FAILED: table dc_missing does not exist and role %s may not "
+              r"create it in schema public$" % role,
+              "pg_table missing, a role that may not create it", pg_conninfo=as_role,
+              table="dc_missing")
+    # Started all the same: each connection's set-up fails, and backs off.
+    w.start()
+    t0 = time.monotonic()
+    time.sleep(3)
+    fails = w.grep_log(r"dbwriter\[\d+\] warn: PostgreSQL set-up failed: ")
+    n = 4       # db_connections' default
+    t.ok(1 <= len(fails) <= n * 6, "a set-up that keeps failing backs off: %d failures of "
+         "%d connections in %.1fs" % (len(fails), n, time.monotonic() - t0),
+         lambda: "\n".join(m.string for m in fails[-5:]))
+    w.stop()
     check("dc-nocreate", r"FAILED: table dc_missing does not exist \(db_create_table is "
           r"off\)$", "pg_table missing, db_create_table off", table="dc_missing",
           db_create_table="off")

@@ -76,13 +76,6 @@ def finish(t, pg, table, bn, label, allow_missing=(), prefix=None):
     return res
 
 
-def no_deaths(t, w, label, roles=("worker", "dbwriter")):
-    # Unclean exits and respawns are logged as warnings (master.c).
-    died = [m.string for m in w.grep_log(r"(warn|error): child exited .*role=(%s) "
-                                         % "|".join(roles))]
-    t.ok(not died, "%s: no child died" % label, lambda: "\n".join(died))
-
-
 def sleep_until(t_abs):
     time.sleep(max(0.0, t_abs - time.monotonic()))
 
@@ -152,7 +145,7 @@ def pg_outage(t, pg, r, up, twin):
     rep = w.grep_log(r"replaying spooled records")
     t.ok(rep, "spooled records replayed after PostgreSQL came back (%d replay lines)" % len(rep),
          lambda: w.describe())
-    no_deaths(t, w, "PostgreSQL down")
+    pl.no_deaths(t, w, "PostgreSQL down")
     w.stop()
 
 
@@ -177,7 +170,7 @@ def lock_table(t, pg, r, up, twin):
     compare(t, "table locked 10 s", fb, tb, t0 + 0.5, t1)
     finish(t, pg, table, fb, "LOCK TABLE 10 s")
     finish(t, twin.pg, twin.TABLE, tb, "no-fault twin of LOCK TABLE", prefix="TK.")
-    no_deaths(t, w, "LOCK TABLE")
+    pl.no_deaths(t, w, "LOCK TABLE")
     w.stop()
 
 
@@ -224,7 +217,7 @@ def kill_dbwriter(t, pg, r, up):
     finish(t, pg, table, fb, "kill -9 dbwriter")
     t.is_((fb.get("conns_dropped"), fb.get("lost")), (0, 0),
           "no client connection dropped, no request lost")
-    no_deaths(t, w, "kill -9 dbwriter", roles=("worker",))
+    pl.no_deaths(t, w, "kill -9 dbwriter", roles=("worker",))
     w.stop()
 
 
@@ -312,7 +305,7 @@ def ring_full(t, pg, r, up):
     last = sorted(fb.recs, key=lambda x: x.t)[-200:]
     t.ok(len(last) == 200 and all(x.status == 200 for x in last),
          "the last 200 replies are all 200", lambda: repr(sorted(set(x.label() for x in last))))
-    no_deaths(t, w, "ring full")
+    pl.no_deaths(t, w, "ring full")
     w.stop()
 
 
@@ -388,7 +381,7 @@ def disk_full(t, pg, r, up):
     t.ok(harness.wait_for(lambda: free() > size - 64 * 1024, T(30), 0.3),
          "disk full: the spool replayed and its segments deleted (%d of %d bytes free)"
          % (free(), size))
-    no_deaths(t, w, "disk full")
+    pl.no_deaths(t, w, "disk full")
     w.stop()
     subprocess.run(["umount", spool], check=False)
 
@@ -421,7 +414,7 @@ def revoked(t, pg, r, up):
          lambda: repr(sorted(set(x.label() for x in rev))))
     time.sleep(2)
     finish(t, pg, table, fb, "INSERT revoked")
-    no_deaths(t, w, "INSERT revoked")
+    pl.no_deaths(t, w, "INSERT revoked")
     w.stop()
 
 
@@ -444,7 +437,7 @@ def sighup(t, pg, r, up):
     late = [x for x in fb.recs if x.t > t_new + 0.5 and x.status == 200]
     t.ok(len(late) > 100, "load goes on with the new generation (%d replies 200, %d "
          "reconnects)" % (len(late), fb.get("reconnects")))
-    no_deaths(t, w, "SIGHUP")
+    pl.no_deaths(t, w, "SIGHUP")
     w.stop()
 
 
@@ -531,7 +524,7 @@ def spool_damage(t, pg, r, up):
     if not_spooled:
         t.note("%d replies were not in the spool (committed before PostgreSQL stopped?)"
                % len(not_spooled))
-    no_deaths(t, w, "spool damage")
+    pl.no_deaths(t, w, "spool damage")
     w.stop()
 
 
@@ -573,7 +566,7 @@ def main(t):
             fn(t, pg, r, up, twin)
             t.note("-- %s took %.1fs" % (name, time.monotonic() - st))
     if twin is not None:
-        no_deaths(t, twin.w, "no-fault twin")
+        pl.no_deaths(t, twin.w, "no-fault twin")
         twin.w.stop()
     for name, fn in (("wkill", kill_worker), ("dkill", kill_dbwriter), ("mkill", kill_master),
                      ("ring", ring_full), ("disk", disk_full), ("revoke", revoked),

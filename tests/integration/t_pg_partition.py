@@ -125,8 +125,7 @@ def scenario(t, pg_a, pg_b, r, up, label, table, extra, user_timeout):
     t.is_(rc, 0, "%s: tc: the partition healed (A reachable again, for counting)" % label,
           lambda: out)
     pl.check_rows_across(t, (pg_a, pg_b), table, bn.stage_cids(), label)
-    died = [m.string for m in w.grep_log(r"(warn|error): child exited ")]
-    t.ok(not died, "%s: no child died" % label, lambda: "\n".join(died))
+    pl.no_deaths(t, w, label)
     w.stop()
 
 

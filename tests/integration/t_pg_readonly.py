@@ -62,8 +62,7 @@ def main(t):
     t.ok(bn.recs and not bad, "replies go on, all 200 from the upstream (%d)" % len(bn.recs),
          lambda: repr(bad))
     pl.check_rows_across(t, (pg_a, pg_b), TABLE, bn.stage_cids(), "read-only")
-    died = [m.string for m in w.grep_log(r"(warn|error): child exited ")]
-    t.ok(not died, "no child died", lambda: "\n".join(died))
+    pl.no_deaths(t, w, "read-only")
     w.stop()
 
 
